@@ -1,0 +1,134 @@
+"""Unit tests of the helper package: twins, LoRA by hand, model resolution, the pinned environment."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from torch import nn
+
+from loracourse.lora import LoRALinear, lora_scaling
+from loracourse.models import resolve_model
+from loracourse.twins import PUBLISHED_TOTALS, build_twin, count_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("hub_id, total", sorted(PUBLISHED_TOTALS.items()))
+def test_twin_has_the_published_total(hub_id, total):
+    model = build_twin(hub_id)
+    assert count_params(model) == total
+    assert all(p.is_meta for p in model.parameters())  # no memory, no weights
+
+
+def test_llama2_twin_lora_count_is_the_fact_sheet_number():
+    model = get_peft_model(build_twin("meta-llama/Llama-2-7b-hf"),
+                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    assert model.get_nb_trainable_parameters() == (4_194_304, 6_742_609_920)
+
+
+# (r, lora_alpha, use_rslora, bias of the base layer)
+LORA_CASES = [(1, 1, False, False), (4, 8, False, True), (8, 16, True, True), (16, 4, False, False)]
+
+
+@pytest.mark.parametrize("r, lora_alpha, use_rslora, bias", LORA_CASES)
+def test_hand_written_lora_equals_peft(r, lora_alpha, use_rslora, bias):
+    torch.manual_seed(0)
+    wrapped = get_peft_model(nn.Sequential(nn.Linear(24, 40, bias=bias)),
+                             LoraConfig(r=r, lora_alpha=lora_alpha, use_rslora=use_rslora, target_modules=["0"]))
+    peft_layer = wrapped.base_model.model[0]
+    nn.init.normal_(peft_layer.lora_B["default"].weight)  # trained-looking, non-zero B
+    ours = LoRALinear.from_peft(peft_layer)
+    x = torch.randn(7, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), peft_layer(x))
+        # and the merged weight PEFT would write equals W0 + our delta_weight
+        torch.testing.assert_close(peft_layer.get_delta_weight("default"), ours.delta_weight())
+    assert ours.scaling == pytest.approx(lora_scaling(lora_alpha, r, use_rslora))
+
+
+def test_fresh_lora_layer_is_a_noop_and_only_lora_trains():
+    base = nn.Linear(10, 6)
+    layer = LoRALinear(base, r=2, lora_alpha=4)
+    x = torch.randn(3, 10)
+    torch.testing.assert_close(layer(x), base(x))
+    assert {n for n, p in layer.named_parameters() if p.requires_grad} == {"lora_A.weight", "lora_B.weight"}
+    assert torch.linalg.matrix_rank(layer.lora_B.weight @ torch.randn(2, 10)) == 0
+
+
+@pytest.mark.parametrize("bad", ["tiyn", "not a model", "./no/such/folder", ""])
+def test_resolve_model_names_the_bad_value_and_the_default(bad):
+    with pytest.raises(ValueError, match=re.escape(repr(bad)) + ".*'tiny'"):
+        resolve_model(bad)
+
+
+def test_resolve_model_passes_hub_ids_and_folders_through(tmp_path):
+    assert resolve_model("meta-llama/Llama-2-7b-hf") == "meta-llama/Llama-2-7b-hf"
+    assert resolve_model(str(tmp_path)) == str(tmp_path)
+    assert Path(resolve_model("tiny"), "config.json").is_file()
+
+
+def test_minilm_is_a_real_pretrained_bert_with_query_key_value():
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model("minilm")
+    model, tokenizer = AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    assert {"query", "key", "value"} <= names and "q_proj" not in names
+    with torch.no_grad():
+        batch = tokenizer(["a cat sat on the mat", "a kitten sat on the rug", "stock prices fell"],
+                          return_tensors="pt", padding=True)
+        emb = model(**batch).last_hidden_state.mean(1)
+    sim = torch.nn.functional.cosine_similarity
+    assert sim(emb[0], emb[1], dim=0) > sim(emb[0], emb[2], dim=0)  # pretrained, not random
+
+
+def test_importing_the_package_changes_nothing_global():
+    code = ("import torch, matplotlib, logging; s = torch.random.get_rng_state().clone(); "
+            "rc = dict(matplotlib.rcParams); lv = logging.getLogger().level; "
+            "import loracourse, loracourse.env, loracourse.lora, loracourse.models, loracourse.plots, "
+            "loracourse.twins, loracourse.train; "
+            "assert torch.equal(s, torch.random.get_rng_state()); assert rc == dict(matplotlib.rcParams); "
+            "assert lv == logging.getLogger().level")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def read_pins(path: Path) -> dict[str, str]:
+    """{package: version} of the `name==version` lines of a requirements file."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep, f"{path.name}: {line!r} is not pinned with =="
+            pins[name.lower()] = version
+    return pins
+
+
+def test_requirements_pin_every_course_package():
+    pins = read_pins(ROOT / "requirements.txt")
+    needed = {"jupyterlab", "nbgrader", "torch", "transformers", "peft", "bitsandbytes", "papermill",
+              "accelerate", "matplotlib", "tqdm", "pytest"}
+    assert needed <= set(pins)
+    assert pins["transformers"].startswith("5.")
+
+
+def test_environment_yml_uses_the_same_pins_and_python_as_the_makefile():
+    env = (ROOT / "environment.yml").read_text()
+    python = re.search(r"^\s*-\s*python=(\S+)", env, re.M).group(1)
+    makefile_python = re.search(r"^PYTHON \?= python(\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert python == makefile_python
+    pip_entries = re.findall(r"^\s{6}-\s+(.+)$", env, re.M)
+    pinned = {}
+    for entry in pip_entries:
+        if entry.startswith("-r "):
+            pinned |= read_pins(ROOT / entry[3:].strip())
+        else:
+            name, _, version = entry.partition("==")
+            pinned[name.lower()] = version
+    assert pinned == read_pins(ROOT / "requirements.txt")
