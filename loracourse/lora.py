@@ -31,7 +31,9 @@ class LoRALinear(nn.Module):
         self.scaling = lora_scaling(lora_alpha, r, use_rslora)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:                     # x: (..., k) -> (..., d)
-        return self.base_layer(x) + self.lora_B(self.lora_A(x)) * self.scaling
+        result = self.base_layer(x)
+        lora_x = x.to(self.lora_A.weight.dtype)       # PEFT keeps adapters in fp32 over a bf16 base
+        return (result + self.lora_B(self.lora_A(lora_x)) * self.scaling).to(result.dtype)  # add, then round
 
     def delta_weight(self) -> torch.Tensor:
         """The update this layer adds to W0: scaling * B @ A, shape (d, k)."""
@@ -40,9 +42,9 @@ class LoRALinear(nn.Module):
     @classmethod
     def from_peft(cls, peft_layer: nn.Module, adapter_name: str = "default") -> "LoRALinear":
         """A LoRALinear holding the same W0, A, B and scaling as a PEFT `lora.Linear` layer."""
-        A = peft_layer.lora_A[adapter_name].weight
+        A, B = peft_layer.lora_A[adapter_name].weight, peft_layer.lora_B[adapter_name].weight
         layer = cls(peft_layer.base_layer, r=A.shape[0])
-        layer.lora_A.weight.data.copy_(A.data)
-        layer.lora_B.weight.data.copy_(peft_layer.lora_B[adapter_name].weight.data)
+        layer.lora_A.to(A.device, A.dtype).weight.data.copy_(A.data)   # same device and dtype as PEFT's
+        layer.lora_B.to(B.device, B.dtype).weight.data.copy_(B.data)
         layer.scaling = peft_layer.scaling[adapter_name]
         return layer

@@ -132,3 +132,17 @@ def test_environment_yml_uses_the_same_pins_and_python_as_the_makefile():
             name, _, version = entry.partition("==")
             pinned[name.lower()] = version
     assert pinned == read_pins(ROOT / "requirements.txt")
+
+
+def test_hand_written_lora_matches_peft_over_a_bf16_base():
+    """PEFT keeps adapters in fp32 over a bf16 base; LoRALinear.from_peft must follow (the GPU case)."""
+    torch.manual_seed(0)
+    wrapped = get_peft_model(nn.Sequential(nn.Linear(32, 16).to(torch.bfloat16)),
+                             LoraConfig(r=4, lora_alpha=8, target_modules=["0"]))
+    peft_layer = wrapped.base_model.model[0]
+    nn.init.normal_(peft_layer.lora_B["default"].weight)
+    ours = LoRALinear.from_peft(peft_layer)
+    assert ours.lora_A.weight.dtype == peft_layer.lora_A["default"].weight.dtype == torch.float32
+    x = torch.randn(5, 32, dtype=torch.bfloat16)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), peft_layer(x))
