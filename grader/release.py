@@ -1,0 +1,66 @@
+"""Regenerate notebooks/ (the student copies) from solutions/ with nbgrader generate_assignment.
+
+`python -m grader.release` (make release). nbgrader's output is deterministic (same source, same
+bytes), so tests/test_grading.py releases into a temporary folder and compares it with notebooks/.
+The gradebook generate_assignment needs is a throwaway one: releasing changes no grading state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from grader.course import Course, add_course_arguments, course_from_arguments, nbgrader
+
+
+def generate(course: Course, dest: Path, db: Path, log: Path) -> list[str]:
+    """Write the student copy of every lesson under dest/<lesson>/ and record it in db.
+
+    One nbgrader call for all lessons (each call costs seconds of start-up); returns the lessons
+    whose student copy is missing afterwards (nbgrader removes what it failed to generate).
+    """
+    nbgrader(course, "generate_assignment", "*", "--force", f"--CourseDirectory.release_directory={dest}",
+             db=db, log=log)
+    return [lesson for lesson in course.lessons() if not (dest / lesson / f"{lesson}.ipynb").is_file()]
+
+
+def release(course: Course, dest: Path) -> list[str]:
+    """Release every lesson of the course into dest; return the lessons that failed."""
+    log = course.build / "release.log"
+    log.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="release-") as tmp:
+        failed = generate(course, dest, Path(tmp) / "gradebook.db", log)
+    for lesson in course.lessons():
+        print(f"  {lesson:<32} {'FAILED (see ' + str(log) + ')' if lesson in failed else 'ok'}", flush=True)
+    return failed
+
+
+def stale_folders(course: Course, dest: Path) -> list[str]:
+    """Lesson folders in dest that no lesson of solutions/ produces any more."""
+    if not dest.is_dir():
+        return []
+    return sorted(p.name for p in dest.iterdir() if p.is_dir() and p.name not in course.lessons())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Release every lesson into notebooks/; exit 1 if any failed."""
+    parser = argparse.ArgumentParser(prog="python -m grader.release", description=__doc__.splitlines()[0])
+    add_course_arguments(parser)
+    parser.add_argument("--dest", type=Path, default=None, help="release folder (default: <root>/notebooks)")
+    args = parser.parse_args(argv)
+    course = course_from_arguments(args)
+    dest = (args.dest or course.notebooks).resolve()
+    if not course.lessons():
+        print(f"release: no lessons in {course.solutions} (expected <lesson>/<lesson>.ipynb)", file=sys.stderr)
+        return 1
+    print(f"Releasing {len(course.lessons())} lesson(s) from {course.solutions} into {dest}", flush=True)
+    failed = release(course, dest)
+    for name in stale_folders(course, dest):
+        print(f"  warning: {dest / name} has no source in solutions/ any more; remove it by hand", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

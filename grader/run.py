@@ -1,0 +1,130 @@
+"""Execute every lesson headless with papermill, time it, autograde it with nbgrader; print a table.
+
+`python -m grader.run` (make run). Each solutions/<lesson>/<lesson>.ipynb runs on its defaults in
+the venv's python3 kernel, from build/executed/<lesson>/ (where the executed copy is written, so a
+lesson that saves files writes them there). The executed copies are then autograded as they are
+(`nbgrader autograde --no-execute`, pseudo-student "solutions", gradebook build/run/gradebook.db),
+and build/run-summary.json gets {"notebooks": [{"name", "seconds", "points", "max_points"}],
+"total_seconds"} (the sum of the notebooks' seconds). Exit 1 if a notebook fails to execute
+(it is then listed with 0 points: its unexecuted test cells would otherwise look passed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader import CELL_TIMEOUT_S
+from grader.course import Course, add_course_arguments, course_from_arguments, nbgrader, use_tool_env
+from grader.gradebook import cell_grades, total
+from grader.release import generate
+
+STUDENT = "solutions"  # the pseudo-student whose submissions are the executed solutions
+
+
+@dataclass
+class Result:
+    """One lesson's run: how long it took, the error that stopped it, and its points."""
+
+    name: str
+    seconds: float
+    error: str = ""
+    points: float = 0.0
+    max_points: float = 0.0
+
+
+def execute(course: Course, lesson: str, out: Path) -> Result:
+    """Run one lesson's solution notebook with papermill into out; time it."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start, error = time.perf_counter(), ""
+    try:
+        pm.execute_notebook(
+            str(course.source(lesson)), str(out), kernel_name="python3", cwd=str(out.parent),
+            execution_timeout=CELL_TIMEOUT_S, progress_bar=True,
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # as nbgrader_config.py: no kernel start-up log
+        )
+    except PapermillExecutionError as err:
+        error = f"cell {err.cell_index}: {err.ename}: {str(err.evalue).splitlines()[0] if err.evalue else ''}"
+    except Exception as err:  # the kernel died, timed out or could not start: report it, run the rest
+        error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return Result(lesson, round(time.perf_counter() - start, 2), error)
+
+
+def autograde(course: Course, results: list[Result], executed: Path, base: Path) -> None:
+    """Autograde the executed notebooks that ran to the end, as they are; fill in their points."""
+    shutil.rmtree(base, ignore_errors=True)
+    ok = [r for r in results if not r.error]
+    if not ok:
+        return
+    for r in ok:
+        dest = base / "submitted" / STUDENT / r.name
+        dest.mkdir(parents=True)
+        shutil.copy(executed / r.name / f"{r.name}.ipynb", dest)
+    db, log = base / "gradebook.db", base / "nbgrader.log"
+    print(f"\nAutograding {len(ok)} executed notebook(s) (log: {log})", flush=True)
+    generate(course, base / "release", db, log)
+    nbgrader(course, "autograde", "*", "--force", "--no-execute", f"--student={STUDENT}",
+             "--InjectGradingParameters.enabled=False",  # graded as executed, on the defaults
+             f"--CourseDirectory.submitted_directory={base / 'submitted'}",
+             f"--CourseDirectory.autograded_directory={base / 'autograded'}", db=db, log=log)
+    for r in ok:
+        grades = cell_grades(db, r.name, STUDENT)
+        r.points, r.max_points = total(grades) if grades is not None else (0.0, 0.0)
+
+
+def table(results: list[Result]) -> str:
+    """The summary table: lesson, seconds, points earned of points possible."""
+    lines = [f"{'lesson':<32} {'seconds':>8}  {'points':>15}"]
+    for r in results:
+        status = f"  FAILED: {r.error}" if r.error else ""
+        lines.append(f"{r.name:<32} {r.seconds:8.1f}  {r.points:6.1f} / {r.max_points:<6.1f}{status}".rstrip())
+    seconds = sum(r.seconds for r in results)
+    points, possible = sum(r.points for r in results), sum(r.max_points for r in results)
+    lines.append(f"{'total':<32} {seconds:8.1f}  {points:6.1f} / {possible:.1f}")
+    return "\n".join(lines)
+
+
+def summary(results: list[Result]) -> dict:
+    """The content of run-summary.json (exactly these keys)."""
+    notebooks = [{"name": r.name, "seconds": float(r.seconds), "points": float(r.points),
+                  "max_points": float(r.max_points)} for r in results]
+    return {"notebooks": notebooks, "total_seconds": round(float(sum(r.seconds for r in results)), 2)}
+
+
+def run(course: Course) -> list[Result]:
+    """Execute and autograde every lesson; write run-summary.json; return the results."""
+    executed, results = course.build / "executed", []
+    lessons = course.lessons()
+    for i, lesson in enumerate(lessons, 1):
+        print(f"[{i}/{len(lessons)}] executing {lesson}", flush=True)
+        results.append(execute(course, lesson, executed / lesson / f"{lesson}.ipynb"))
+        print(f"      {results[-1].seconds:.1f} s {'FAILED: ' + results[-1].error if results[-1].error else 'ok'}",
+              flush=True)
+    autograde(course, results, executed, course.build / "run")
+    (course.build / "run-summary.json").write_text(json.dumps(summary(results), indent=2) + "\n")
+    print("\n" + table(results) + f"\n\nsummary: {course.build / 'run-summary.json'}", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every lesson; exit 1 if any failed to execute."""
+    parser = argparse.ArgumentParser(prog="python -m grader.run", description=__doc__.splitlines()[0])
+    add_course_arguments(parser)
+    course = course_from_arguments(parser.parse_args(argv))
+    if not course.lessons():
+        print(f"run: no lessons in {course.solutions} (expected <lesson>/<lesson>.ipynb)", file=sys.stderr)
+        return 1
+    use_tool_env()  # the kernel sees the venv's bin/ first on PATH, as in an activated shell
+    return 1 if any(r.error for r in run(course)) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
