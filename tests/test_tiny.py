@@ -1,0 +1,167 @@
+"""The course's tiny model and its data: loading, rebuilding, reproducibility, LoRA, 8-bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+from loracourse import build_tiny, corpus
+from loracourse.models import TINY_DIR
+from loracourse.train import exact_match, format_example, load_examples, predict, train_lora
+
+LLAMA_NAMES = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"}
+# The model is committed, so its build time is no run-time cost; this bound (2x the ~51 s measured on the
+# 2-core machine, see the model card) only catches a build that got much slower.
+BUILD_BUDGET_S = float(os.environ.get("LORACOURSE_BUILD_BUDGET_S", "120"))
+LESSON1_LORA = dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])
+LESSON1_TRAIN = dict(max_steps=100, lr=3e-3, batch_size=16, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(TINY_DIR)
+
+
+@pytest.fixture
+def model():
+    return AutoModelForCausalLM.from_pretrained(TINY_DIR)  # fresh per test: LoRA changes it
+
+
+def lora_finetune(model, tokenizer) -> tuple[torch.nn.Module, list[float]]:
+    """Lesson 1's recipe: LoRA r=8 on q_proj and v_proj, trained on the task's train split."""
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(**LESSON1_LORA))
+    return model, train_lora(model, tokenizer, load_examples("train"), **LESSON1_TRAIN)
+
+
+def json_without_version(path: Path) -> dict:
+    """A saved JSON file's content, less the transformers version that wrote it."""
+    content = json.loads(path.read_text(encoding="utf-8"))
+    content.pop("transformers_version", None)
+    return content
+
+
+def card_numbers(folder: Path) -> dict[str, float]:
+    """The held-out loss and base exact-match numbers that a model card states."""
+    text = (folder / "README.md").read_text(encoding="utf-8")
+    return {
+        "valid_loss": float(re.search(r"^\| tiny-llama\s*\| ([0-9.]+) \|", text, re.M).group(1)),
+        "unigram_loss": float(re.search(r"^\| unigram baseline.*?\| ([0-9.]+) \|", text, re.M).group(1)),
+        "base_test_em": float(re.search(r"^\| `sentiment_test.jsonl`.*\| ([0-9.]+)% \|$", text, re.M).group(1)) / 100,
+    }
+
+
+def test_loads_as_llama_with_real_module_names(model, tokenizer):
+    """AutoModelForCausalLM/AutoTokenizer load the committed folder as a Llama-2-style model."""
+    assert LLAMA_NAMES <= {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    config = model.config
+    assert config.model_type == "llama" and not config.tie_word_embeddings
+    assert config.num_key_value_heads == config.num_attention_heads
+    assert tokenizer.pad_token_id not in (None, tokenizer.eos_token_id, tokenizer.bos_token_id)
+    ids = tokenizer("the soup was delicious .").input_ids
+    assert ids[0] == tokenizer.bos_token_id
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "the soup was delicious ."
+    assert (TINY_DIR / "model.safetensors").stat().st_size < 5_000_000
+
+
+def test_normal_use_prints_no_warnings():
+    """Loading, generating and wrapping with LoRA write nothing but progress bars to stderr."""
+    code = (
+        "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        "from peft import LoraConfig, get_peft_model\n"
+        f"path = {str(TINY_DIR)!r}\n"
+        "tokenizer = AutoTokenizer.from_pretrained(path)\n"
+        "model = AutoModelForCausalLM.from_pretrained(path)\n"
+        "model.generate(**tokenizer('the soup was', return_tensors='pt'), max_new_tokens=5, do_sample=False)\n"
+        "get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=['q_proj', 'v_proj']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in re.split(r"[\r\n]+", result.stderr) if line.strip()]
+    assert [line for line in lines if not line.startswith("Loading weights")] == []
+
+
+def test_data_files_match_generator():
+    """The committed files in loracourse/data/ are exactly what corpus.py generates."""
+    for name, text in corpus.generate().items():
+        assert (corpus.DATA_DIR / name).read_bytes() == text.encode("utf-8"), name
+    assert sum(p.stat().st_size for p in corpus.DATA_DIR.iterdir()) < 1_000_000
+
+
+def test_task_splits_use_disjoint_adjectives():
+    """Held-out reviews use only adjectives that fine-tuning never shows, but pretraining does."""
+    words = lambda split: {w for ex in load_examples(split) for w in ex["review"].split()}  # noqa: E731
+    assert words("train") & set(corpus.TEST_ADJECTIVES) == set()
+    assert set(corpus.TEST_ADJECTIVES) <= words("test")
+    pretraining = set(" ".join(corpus.read_lines("pretrain_train.txt")).split())
+    assert set(corpus.TEST_ADJECTIVES) <= pretraining
+    assert not {"review", "sentiment", ":"} & pretraining  # the task's format is new to the base
+
+
+def test_lora_lifts_heldout_exact_match(model, tokenizer):
+    """Lesson 1: LoRA r=8 on q_proj, v_proj lifts held-out exact match from low to high."""
+    test = load_examples("test")
+    assert exact_match(model, tokenizer, test) <= 0.2
+    model, losses = lora_finetune(model, tokenizer)
+    assert len(losses) == LESSON1_TRAIN["max_steps"] and losses[-1] < losses[0] / 10
+    assert exact_match(model, tokenizer, test) >= 0.9
+    for example in test[:6]:  # the teacher-forced score agrees with greedy generation
+        answer = format_example(example)[1]
+        assert (predict(model, tokenizer, example["review"]) == answer) == (
+            exact_match(model, tokenizer, [example]) == 1.0)
+
+
+def test_loads_in_8bit_on_cpu(tokenizer):
+    """bitsandbytes' CPU backend loads the model in 8-bit: Linear8bitLt layers, finite logits."""
+    bnb = pytest.importorskip("bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    model = AutoModelForCausalLM.from_pretrained(  # float16 activations: what int8 matmul expects
+        TINY_DIR, quantization_config=BitsAndBytesConfig(load_in_8bit=True), dtype=torch.float16)
+    assert isinstance(model.model.layers[0].self_attn.q_proj, bnb.nn.Linear8bitLt)
+    batch = tokenizer(["the soup was delicious . i"], return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits.float()
+        reference = AutoModelForCausalLM.from_pretrained(TINY_DIR)(**batch).logits
+    assert torch.isfinite(logits).all()
+    assert (logits.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.8
+
+
+@pytest.mark.slow
+def test_rebuild_matches_model_card(tmp_path):
+    """`python -m loracourse.build_tiny --out DIR` finishes in budget and reaches the card's quality."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "loracourse.build_tiny", "--out", str(tmp_path)],
+                   check=True, capture_output=True, timeout=10 * BUILD_BUDGET_S)
+    wall = time.perf_counter() - start
+    assert wall <= BUILD_BUDGET_S, f"build took {wall:.1f} s (budget {BUILD_BUDGET_S} s)"
+    for name in ("tokenizer.json", "config.json"):  # the same tokenizer and architecture
+        assert json_without_version(tmp_path / name) == json_without_version(TINY_DIR / name), name
+    claimed, rebuilt = card_numbers(TINY_DIR), card_numbers(tmp_path)
+    assert rebuilt["valid_loss"] <= claimed["valid_loss"] + 0.05
+    assert rebuilt["valid_loss"] <= rebuilt["unigram_loss"] - 2.0
+    assert rebuilt["base_test_em"] <= 0.2
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path)
+    valid = build_tiny.pack(tokenizer, corpus.read_lines("pretrain_valid.txt"), 64)
+    assert build_tiny.eval_loss(model, valid) == pytest.approx(rebuilt["valid_loss"], abs=1e-3)
+    model, _ = lora_finetune(model, tokenizer)  # the rebuilt base also serves lesson 1
+    assert exact_match(model, tokenizer, load_examples("test")) >= 0.9
+
+
+@pytest.mark.slow
+def test_heldout_score_needs_pretraining(tokenizer):
+    """Control: the same LoRA on a randomly initialised Llama does not transfer to held-out adjectives."""
+    torch.manual_seed(0)
+    model, _ = lora_finetune(LlamaForCausalLM(AutoConfig.from_pretrained(TINY_DIR)), tokenizer)
+    assert exact_match(model, tokenizer, load_examples("test")) <= 0.75
