@@ -35,7 +35,7 @@ test: $(STAMP) ## Run every test: helper package, notebooks, grading end to end 
 
 .PHONY: lab
 lab: $(STAMP) ## Open the student notebooks in JupyterLab
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
 
 .PHONY: release
 release: $(STAMP) ## Regenerate notebooks/ (student copies) from solutions/ with nbgrader
