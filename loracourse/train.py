@@ -38,6 +38,11 @@ def encode_example(tokenizer: PreTrainedTokenizerBase,
             "labels": [IGNORE] * len(prompt_ids) + answer_ids}
 
 
+def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The padding token, or end-of-sequence where a tokenizer has none (Llama-2's, for one)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def collate(tokenizer: PreTrainedTokenizerBase,
             examples: list[dict[str, str]]) -> dict[str, torch.Tensor]:
     """Encode and right-pad examples into a batch: input_ids, attention_mask, labels (B, T)."""
@@ -45,7 +50,7 @@ def collate(tokenizer: PreTrainedTokenizerBase,
     width = max(len(r["input_ids"]) for r in rows)
     pad = lambda seq, value: seq + [value] * (width - len(seq))  # noqa: E731
     return {
-        "input_ids": torch.tensor([pad(r["input_ids"], tokenizer.pad_token_id) for r in rows]),
+        "input_ids": torch.tensor([pad(r["input_ids"], pad_id(tokenizer)) for r in rows]),
         "attention_mask": torch.tensor([pad([1] * len(r["input_ids"]), 0) for r in rows]),
         "labels": torch.tensor([pad(r["labels"], IGNORE) for r in rows]),
     }
@@ -112,5 +117,6 @@ def predict(model: nn.Module, tokenizer: PreTrainedTokenizerBase, review: str,
     """The model's greedy answer to one review, as text (generation stops at eos)."""
     prompt = PROMPT.format(review=review)
     inputs = to_device(tokenizer(prompt, return_tensors="pt"), model)
-    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                            pad_token_id=pad_id(tokenizer))
     return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -165,3 +165,17 @@ def test_heldout_score_needs_pretraining(tokenizer):
     torch.manual_seed(0)
     model, _ = lora_finetune(LlamaForCausalLM(AutoConfig.from_pretrained(TINY_DIR)), tokenizer)
     assert exact_match(model, tokenizer, load_examples("test")) <= 0.75
+
+
+def test_batches_pad_with_eos_when_a_tokenizer_has_no_pad_token(tokenizer):
+    """Llama-2's tokenizer has no pad token: collate and predict fall back to eos instead of failing."""
+    from loracourse.train import collate, pad_id
+
+    no_pad = AutoTokenizer.from_pretrained(TINY_DIR)
+    no_pad.pad_token = None
+    assert pad_id(no_pad) == no_pad.eos_token_id
+    examples = load_examples("test")[:3] + [{"review": "the soup was really really delicious .", "label": "positive"}]
+    batch, reference = collate(no_pad, examples), collate(tokenizer, examples)
+    assert torch.equal(batch["labels"], reference["labels"])
+    assert torch.equal(batch["attention_mask"], reference["attention_mask"])
+    assert (batch["input_ids"][reference["attention_mask"] == 0] == no_pad.eos_token_id).all()
