@@ -10,6 +10,10 @@
    tutorial's LoraConfig, one training step: load time, memory footprint, peak GPU memory, step time.
 4. lesson1-7b: lesson 1's cells again with model_name_or_path set to that 7B folder (bf16 on the GPU).
 Results go to --out as JSON and to stdout.
+
+Needs, besides torch with CUDA: the pins of requirements.txt for transformers (5.22.2), peft (0.21.2) and
+bitsandbytes (0.50.2), plus accelerate and matplotlib; no Jupyter (it executes the lesson's cells itself).
+On a machine without them, install those three wheels into a folder and put it first on PYTHONPATH.
 """
 
 from __future__ import annotations
