@@ -267,12 +267,13 @@ def report(results: list[CellResult], seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Check one notebook; bad input gives one line on stderr and exit code 2."""
     parser = argparse.ArgumentParser(prog="python -m grader.check", description=__doc__.splitlines()[0])
-    parser.add_argument("notebook", type=Path, nargs="?", help="the notebook to check")
+    parser.add_argument("notebook", nargs="?", default="", help="the notebook to check")
     add_course_arguments(parser)
     args = parser.parse_args(argv)
-    if args.notebook is None or str(args.notebook) == "":
+    if not args.notebook.strip():  # a str, not a Path: Path("") is "." and would pass as a folder
         print("check: give a notebook, e.g. make check NB=notebooks/<lesson>/<lesson>.ipynb", file=sys.stderr)
         return 2
+    args.notebook = Path(args.notebook)
     use_tool_env()
     try:
         results = check(course_from_arguments(args), args.notebook)

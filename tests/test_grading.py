@@ -444,12 +444,13 @@ def test_check_bad_input_gives_one_line(name, tmp_path, capsys):
     assert out == "" and err.count("\n") == 1 and says in err and "Traceback" not in err, err
 
 
-@pytest.mark.parametrize("argv", [["/no/such/notebook.ipynb"], [""]], ids=["missing", "empty NB"])
-def test_check_command_line_bad_input(argv):
-    """The same through the command line make check runs: one line, exit 2, no traceback."""
+@pytest.mark.parametrize("argv, says", [(["/no/such/notebook.ipynb"], "no such file"), ([""], "give a notebook")],
+                         ids=["missing", "empty NB"])
+def test_check_command_line_bad_input(argv, says):
+    """The same through the command line make check runs: one line that says what is wrong, exit 2."""
     done = subprocess.run([sys.executable, "-m", "grader.check", *argv], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
-    assert "Traceback" not in done.stderr
+    assert says in done.stderr and "Traceback" not in done.stderr
 
 
 # -- run -----------------------------------------------------------------------------------------------
