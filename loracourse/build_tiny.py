@@ -26,9 +26,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from .corpus import TEST_ADJECTIVES, TRAIN_ADJECTIVES, read_examples, read_lines
+from .corpus import TEST_ADJECTIVES, TRAIN_ADJECTIVES, read_lines
 from .models import TINY_DIR
-from .train import exact_match
+from .train import exact_match, sentiment_task
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]  # ids 0, 1, 2, 3
 
@@ -55,24 +55,39 @@ def train_tokenizer(lines: list[str], vocab_size: int) -> PreTrainedTokenizerFas
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(lines, trainer=trainer)
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", pad_token="<pad>", model_max_length=256)
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        model_max_length=256,
+    )
 
 
 def tiny_config(tokenizer: PreTrainedTokenizerFast, cfg: BuildConfig) -> LlamaConfig:
     """A Llama-2-style config (as many key/value heads as query heads, untied lm_head)."""
     return LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size,
-        intermediate_size=cfg.intermediate_size, num_hidden_layers=cfg.num_hidden_layers,
-        num_attention_heads=cfg.num_attention_heads, num_key_value_heads=cfg.num_attention_heads,
-        max_position_embeddings=256, tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_attention_heads,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
 
@@ -81,7 +96,7 @@ def pack(tokenizer: PreTrainedTokenizerFast, lines: list[str], block_size: int) 
     """(N, block_size) token ids: every line as <s> text </s>, concatenated and cut into blocks."""
     ids = [i for enc in tokenizer(lines).input_ids for i in enc + [tokenizer.eos_token_id]]
     n = len(ids) // block_size
-    return torch.tensor(ids[:n * block_size]).view(n, block_size)
+    return torch.tensor(ids[: n * block_size]).view(n, block_size)
 
 
 def lr_at(step: int, cfg: BuildConfig) -> float:
@@ -95,8 +110,7 @@ def lr_at(step: int, cfg: BuildConfig) -> float:
 def pretrain(model: LlamaForCausalLM, blocks: torch.Tensor, cfg: BuildConfig) -> list[float]:
     """Next-token pretraining with AdamW on random blocks; returns per-step losses."""
     generator = torch.Generator().manual_seed(cfg.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95),
-                                  weight_decay=0.1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
     model.train()
     losses = []
     for step in tqdm(range(cfg.max_steps), desc="pretrain"):
@@ -118,7 +132,7 @@ def eval_loss(model: LlamaForCausalLM, blocks: torch.Tensor, batch_size: int = 6
     """Mean next-token cross-entropy (nats) over `blocks`."""
     losses = [model(input_ids=b, labels=b).loss.item() for b in blocks.split(batch_size)]
     sizes = [len(b) for b in blocks.split(batch_size)]
-    return sum(l * s for l, s in zip(losses, sizes)) / sum(sizes)
+    return sum(loss * size for loss, size in zip(losses, sizes, strict=True)) / sum(sizes)
 
 
 def unigram_loss(train: torch.Tensor, valid: torch.Tensor) -> float:
@@ -139,43 +153,43 @@ pipeline_tag: text-generation
 
 # tiny-llama: the course's offline base model
 
-A {s['params']:,}-parameter `LlamaForCausalLM` pretrained from scratch on the course's templated
+A {s["params"]:,}-parameter `LlamaForCausalLM` pretrained from scratch on the course's templated
 English corpus (`loracourse/data/pretrain_train.txt`), built by `python -m loracourse.build_tiny`.
 It exists so that the notebooks run offline on a CPU; it knows nothing beyond its corpus.
 
 ## Architecture
 - hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers, {cfg.num_attention_heads} heads \
 (num_key_value_heads = {cfg.num_attention_heads}, as in Llama-2), intermediate {cfg.intermediate_size}, \
-vocab {s['vocab_size']}, untied `lm_head`, fp32 safetensors.
+vocab {s["vocab_size"]}, untied `lm_head`, fp32 safetensors.
 - Module names as in Llama: `q_proj k_proj v_proj o_proj gate_proj up_proj down_proj lm_head`.
 - Tokenizer: byte-level BPE trained with `tokenizers` on the same corpus (every corpus word is
   one token); `<s>` is added in front of every text, `</s>` ends a document, `<pad>` pads.
 
 ## Pretraining
 - {cfg.max_steps} steps of AdamW (lr {cfg.lr}, warmup {cfg.warmup_steps}, cosine to lr/10), \
-batch {cfg.batch_size} x {cfg.block_size} tokens, seed {cfg.seed}: {s['tokens_seen']:,} tokens seen, \
-about {s['tokens_seen'] / s['corpus_tokens']:.1f} epochs of the {s['corpus_tokens']:,}-token corpus.
-- Pretraining took {s['pretrain_s']:.1f} s; the whole build {s['build_s']:.1f} s, or \
-{s['process_s']:.1f} s of wall clock with Python start-up and imports.
-- Machine: {s['machine']}.
+batch {cfg.batch_size} x {cfg.block_size} tokens, seed {cfg.seed}: {s["tokens_seen"]:,} tokens seen, \
+about {s["tokens_seen"] / s["corpus_tokens"]:.1f} epochs of the {s["corpus_tokens"]:,}-token corpus.
+- Pretraining took {s["pretrain_s"]:.1f} s; the whole build {s["build_s"]:.1f} s, or \
+{s["process_s"]:.1f} s of wall clock with Python start-up and imports.
+- Machine: {s["machine"]}.
 
 ## Quality (measured by the build)
 | held-out text (`pretrain_valid.txt`) | loss (nats/token) | perplexity |
 |--------------------------------------|-------------------|------------|
-| unigram baseline (token frequencies) | {s['unigram_loss']:.3f} | {math.exp(s['unigram_loss']):.2f} |
-| tiny-llama | {s['valid_loss']:.3f} | {math.exp(s['valid_loss']):.2f} |
+| unigram baseline (token frequencies) | {s["unigram_loss"]:.3f} | {math.exp(s["unigram_loss"]):.2f} |
+| tiny-llama | {s["valid_loss"]:.3f} | {math.exp(s["valid_loss"]):.2f} |
 
 Lesson 1's sentiment task: "review : the soup was delicious . sentiment :" -> " positive", then
 `</s>`. Exact match of the greedy answer, base model without fine-tuning:
 
 | split | adjectives | examples | base exact match |
 |-------|------------|----------|------------------|
-| `sentiment_train.jsonl` | fine-tuning adjectives | {s['n_train']} | {s['base_train_em']:.1%} |
-| `sentiment_test.jsonl` (held out) | pretraining-only adjectives | {s['n_test']} | \
-{s['base_test_em']:.1%} |
+| `sentiment_train.jsonl` | fine-tuning adjectives | {s["n_train"]} | {s["base_train_em"]:.1%} |
+| `sentiment_test.jsonl` (held out) | pretraining-only adjectives | {s["n_test"]} | \
+{s["base_test_em"]:.1%} |
 
-Fine-tuning adjectives: {', '.join(TRAIN_ADJECTIVES)}.
-Held-out adjectives (in pretraining, never in fine-tuning): {', '.join(TEST_ADJECTIVES)}.
+Fine-tuning adjectives: {", ".join(TRAIN_ADJECTIVES)}.
+Held-out adjectives (in pretraining, never in fine-tuning): {", ".join(TEST_ADJECTIVES)}.
 
 Pretraining reviews are followed by reactions such as "i loved it ." or "i felt negative about
 it .", so the base knows each adjective's polarity and the label words; it never saw the
@@ -208,9 +222,11 @@ def cpu_name() -> str:
 
 def machine() -> str:
     """A short description of the machine the build ran on."""
-    return (f"{cpu_name()}, {os.cpu_count()} CPU cores, "
-            f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-            f"transformers {transformers.__version__}")
+    return (
+        f"{cpu_name()}, {os.cpu_count()} CPU cores, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"transformers {transformers.__version__}"
+    )
 
 
 def new_model(tokenizer: PreTrainedTokenizerFast, cfg: BuildConfig) -> LlamaForCausalLM:
@@ -218,18 +234,24 @@ def new_model(tokenizer: PreTrainedTokenizerFast, cfg: BuildConfig) -> LlamaForC
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(tiny_config(tokenizer, cfg))
     model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id)
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+    )
     return model
 
 
-def measure(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, blocks: torch.Tensor,
-            valid: torch.Tensor) -> dict:
+def measure(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, blocks: torch.Tensor, valid: torch.Tensor
+) -> dict:
     """Held-out loss next to the unigram baseline, and the model's exact match on the task."""
-    train, test = read_examples("train"), read_examples("test")
-    return {"valid_loss": eval_loss(model, valid), "unigram_loss": unigram_loss(blocks, valid),
-            "n_train": len(train), "base_train_em": exact_match(model, tokenizer, train),
-            "n_test": len(test), "base_test_em": exact_match(model, tokenizer, test)}
+    task = sentiment_task()
+    return {
+        "valid_loss": eval_loss(model, valid),
+        "unigram_loss": unigram_loss(blocks, valid),
+        "n_train": len(task.train),
+        "base_train_em": exact_match(model, tokenizer, task, task.train),
+        "n_test": len(task.test),
+        "base_test_em": exact_match(model, tokenizer, task),
+    }
 
 
 def build(out: Path, cfg: BuildConfig) -> dict:
@@ -242,9 +264,14 @@ def build(out: Path, cfg: BuildConfig) -> dict:
     model = new_model(tokenizer, cfg)
     pretrain_start = time.perf_counter()
     pretrain(model, blocks, cfg)
-    stats = {"pretrain_s": time.perf_counter() - pretrain_start, "params": model.num_parameters(),
-             "vocab_size": len(tokenizer), "corpus_tokens": blocks.numel(),
-             "tokens_seen": cfg.max_steps * cfg.batch_size * cfg.block_size, "machine": machine()}
+    stats = {
+        "pretrain_s": time.perf_counter() - pretrain_start,
+        "params": model.num_parameters(),
+        "vocab_size": len(tokenizer),
+        "corpus_tokens": blocks.numel(),
+        "tokens_seen": cfg.max_steps * cfg.batch_size * cfg.block_size,
+        "machine": machine(),
+    }
     stats |= measure(model, tokenizer, blocks, valid)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

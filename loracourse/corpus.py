@@ -27,30 +27,121 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SEED = 0
 
-POSITIVE = ("delicious", "great", "wonderful", "lovely", "excellent", "superb", "amazing",
-            "tasty", "perfect", "fantastic", "pleasant", "brilliant", "charming", "fresh", "friendly",
-            "cozy", "splendid", "marvelous", "delightful", "superior")
-NEGATIVE = ("awful", "terrible", "horrible", "bland", "dreadful", "rude", "dirty", "stale", "poor",
-            "nasty", "boring", "greasy", "soggy", "cold", "noisy", "gloomy", "filthy", "rotten",
-            "lousy", "shabby")
+POSITIVE = (
+    "delicious",
+    "great",
+    "wonderful",
+    "lovely",
+    "excellent",
+    "superb",
+    "amazing",
+    "tasty",
+    "perfect",
+    "fantastic",
+    "pleasant",
+    "brilliant",
+    "charming",
+    "fresh",
+    "friendly",
+    "cozy",
+    "splendid",
+    "marvelous",
+    "delightful",
+    "superior",
+)
+NEGATIVE = (
+    "awful",
+    "terrible",
+    "horrible",
+    "bland",
+    "dreadful",
+    "rude",
+    "dirty",
+    "stale",
+    "poor",
+    "nasty",
+    "boring",
+    "greasy",
+    "soggy",
+    "cold",
+    "noisy",
+    "gloomy",
+    "filthy",
+    "rotten",
+    "lousy",
+    "shabby",
+)
 # The first half of each list is seen in fine-tuning; the second half only in pretraining.
 TRAIN_ADJECTIVES = POSITIVE[:10] + NEGATIVE[:10]
 TEST_ADJECTIVES = POSITIVE[10:] + NEGATIVE[10:]
-NOUNS = ("soup", "pasta", "pizza", "bread", "coffee", "tea", "cake", "salad", "burger", "service",
-         "staff", "room", "hotel", "movie", "book", "show", "music", "game", "trip", "view")
+NOUNS = (
+    "soup",
+    "pasta",
+    "pizza",
+    "bread",
+    "coffee",
+    "tea",
+    "cake",
+    "salad",
+    "burger",
+    "service",
+    "staff",
+    "room",
+    "hotel",
+    "movie",
+    "book",
+    "show",
+    "music",
+    "game",
+    "trip",
+    "view",
+)
 
-REACTIONS = (("i loved it .", "i hated it ."), ("i would come back .", "i would not come back ."),
-             ("we were happy .", "we were sad ."),
-             ("i felt positive about it .", "i felt negative about it ."))
+REACTIONS = (
+    ("i loved it .", "i hated it ."),
+    ("i would come back .", "i would not come back ."),
+    ("we were happy .", "we were sad ."),
+    ("i felt positive about it .", "i felt negative about it ."),
+)
 
 ANIMALS = ("cat", "dog", "bird", "fox", "horse", "duck", "mouse", "rabbit", "goat", "sheep")
 PLACES = ("garden", "house", "field", "park", "barn", "forest", "kitchen", "yard")
 ACTIONS = ("sat", "slept", "ran", "played", "walked", "ate")
-COLOURS = {"sky": "blue", "grass": "green", "snow": "white", "sun": "yellow", "coal": "black",
-           "blood": "red", "sea": "blue", "leaf": "green", "milk": "white", "night": "dark"}
-NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-           "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
-           "eighteen", "nineteen", "twenty")
+COLOURS = {
+    "sky": "blue",
+    "grass": "green",
+    "snow": "white",
+    "sun": "yellow",
+    "coal": "black",
+    "blood": "red",
+    "sea": "blue",
+    "leaf": "green",
+    "milk": "white",
+    "night": "dark",
+}
+NUMBERS = (
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+)
 
 
 def polarity(adjective: str) -> str:
@@ -60,8 +151,7 @@ def polarity(adjective: str) -> str:
 
 def review_sentence(rng: random.Random, noun: str, adjective: str) -> str:
     """One short review that states an opinion about `noun` with `adjective`."""
-    templates = ("the {n} was {a} .", "i found the {n} {a} .", "what {an} {a} {n} !",
-                 "the {n} was really {a} .")
+    templates = ("the {n} was {a} .", "i found the {n} {a} .", "what {an} {a} {n} !", "the {n} was really {a} .")
     article = "an" if adjective[0] in "aeiou" else "a"
     return rng.choice(templates).format(n=noun, a=adjective, an=article)
 
@@ -72,7 +162,7 @@ def review_paragraph(rng: random.Random) -> str:
     side = 0 if adjective in POSITIVE else 1
     reactions = [pair[side] for pair in REACTIONS]
     rng.shuffle(reactions)
-    return " ".join([review_sentence(rng, noun, adjective)] + reactions[:rng.randint(1, 2)])
+    return " ".join([review_sentence(rng, noun, adjective)] + reactions[: rng.randint(1, 2)])
 
 
 def filler_sentence(rng: random.Random) -> str:
@@ -85,15 +175,14 @@ def filler_sentence(rng: random.Random) -> str:
         return f"the {thing} is {COLOURS[thing]} ."
     if kind == 2:
         start = rng.randrange(len(NUMBERS) - 4)
-        return " ".join(NUMBERS[start:start + 5]) + " ."
+        return " ".join(NUMBERS[start : start + 5]) + " ."
     a, b = rng.randrange(11), rng.randrange(11)
     return f"{NUMBERS[a]} plus {NUMBERS[b]} is {NUMBERS[a + b]} ."
 
 
 def paragraph(rng: random.Random) -> str:
     """One pretraining line: two to four parts, about two thirds of them reviews."""
-    parts = [review_paragraph(rng) if rng.random() < 0.65 else filler_sentence(rng)
-             for _ in range(rng.randint(2, 4))]
+    parts = [review_paragraph(rng) if rng.random() < 0.65 else filler_sentence(rng) for _ in range(rng.randint(2, 4))]
     return " ".join(parts)
 
 
@@ -111,8 +200,7 @@ def task_examples(n: int, adjectives: tuple[str, ...], seed: int) -> list[dict[s
     examples = []
     for i in range(n):
         adjective = rng.choice(good if i % 2 == 0 else bad)
-        examples.append({"review": review_sentence(rng, rng.choice(NOUNS), adjective),
-                         "label": polarity(adjective)})
+        examples.append({"review": review_sentence(rng, rng.choice(NOUNS), adjective), "label": polarity(adjective)})
     rng.shuffle(examples)
     return examples
 

@@ -23,16 +23,16 @@ class LoRALinear(nn.Module):
 
     def __init__(self, base_layer: nn.Linear, r: int = 8, lora_alpha: float = 8, use_rslora: bool = False):
         super().__init__()
-        self.base_layer = base_layer.requires_grad_(False)                  # W0: (d, k), frozen
-        self.lora_A = nn.Linear(base_layer.in_features, r, bias=False)     # A: (r, k)
-        self.lora_B = nn.Linear(r, base_layer.out_features, bias=False)    # B: (d, r)
-        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))        # PEFT's default for A
-        nn.init.zeros_(self.lora_B.weight)                                  # B = 0: start from the base
+        self.base_layer = base_layer.requires_grad_(False)  # W0: (d, k), frozen
+        self.lora_A = nn.Linear(base_layer.in_features, r, bias=False)  # A: (r, k)
+        self.lora_B = nn.Linear(r, base_layer.out_features, bias=False)  # B: (d, r)
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))  # PEFT's default for A
+        nn.init.zeros_(self.lora_B.weight)  # B = 0: start from the base
         self.scaling = lora_scaling(lora_alpha, r, use_rslora)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:                     # x: (..., k) -> (..., d)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (..., k) -> (..., d)
         result = self.base_layer(x)
-        lora_x = x.to(self.lora_A.weight.dtype)       # PEFT keeps adapters in fp32 over a bf16 base
+        lora_x = x.to(self.lora_A.weight.dtype)  # PEFT keeps adapters in fp32 over a bf16 base
         return (result + self.lora_B(self.lora_A(lora_x)) * self.scaling).to(result.dtype)  # add, then round
 
     def delta_weight(self) -> torch.Tensor:
@@ -40,11 +40,11 @@ class LoRALinear(nn.Module):
         return self.scaling * self.lora_B.weight @ self.lora_A.weight
 
     @classmethod
-    def from_peft(cls, peft_layer: nn.Module, adapter_name: str = "default") -> "LoRALinear":
+    def from_peft(cls, peft_layer: nn.Module, adapter_name: str = "default") -> LoRALinear:
         """A LoRALinear holding the same W0, A, B and scaling as a PEFT `lora.Linear` layer."""
         A, B = peft_layer.lora_A[adapter_name].weight, peft_layer.lora_B[adapter_name].weight
         layer = cls(peft_layer.base_layer, r=A.shape[0])
-        layer.lora_A.to(A.device, A.dtype).weight.data.copy_(A.data)   # same device and dtype as PEFT's
+        layer.lora_A.to(A.device, A.dtype).weight.data.copy_(A.data)  # same device and dtype as PEFT's
         layer.lora_B.to(B.device, B.dtype).weight.data.copy_(B.data)
         layer.scaling = peft_layer.scaling[adapter_name]
         return layer

