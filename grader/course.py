@@ -13,9 +13,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = Path(__file__).resolve().parent / "nbgrader_config.py"
@@ -86,23 +86,31 @@ def db_url(db: Path) -> str:
     return f"sqlite:///{db.resolve()}"
 
 
-def nbgrader(course: Course, command: str, *args: str, db: Path, log: Path,
-             progress: Callable[[str], None] | None = None) -> int:
+def nbgrader(
+    course: Course, command: str, *args: str, db: Path, log: Path, progress: Callable[[str], None] | None = None
+) -> int:
     """Run `nbgrader <command> <args>` on the course with our config; return its exit code.
 
     Its log is appended to `log`; `progress`, if given, sees each log line as it comes.
     """
     cmd = [
-        sys.executable, "-m", "nbgrader", command, *args,
+        sys.executable,
+        "-m",
+        "nbgrader",
+        command,
+        *args,
         f"--JupyterApp.config_file={CONFIG_FILE.with_suffix('')}",
         f"--CourseDirectory.root={course.root}",
         f"--CourseDirectory.db_url={db_url(db)}",
     ]
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with log.open("a") as fh, subprocess.Popen(
-        cmd, cwd=course.root, env=tool_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    ) as proc:
+    with (
+        log.open("a") as fh,
+        subprocess.Popen(
+            cmd, cwd=course.root, env=tool_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        ) as proc,
+    ):
         fh.write(f"\n$ {' '.join(cmd)}\n")
         for line in proc.stdout:
             fh.write(line)

@@ -18,6 +18,7 @@ import argparse
 import re
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +55,16 @@ class GradingDirs:
     @classmethod
     def under(cls, base: Path) -> GradingDirs:
         """The standard layout under base."""
-        return cls(base, base / "gradebook.db", base / "submitted", base / "release", base / "autograded",
-                   base / "feedback", base / "grades.csv", base / "nbgrader.log")
+        return cls(
+            base,
+            base / "gradebook.db",
+            base / "submitted",
+            base / "release",
+            base / "autograded",
+            base / "feedback",
+            base / "grades.csv",
+            base / "nbgrader.log",
+        )
 
 
 def notebook_problem(path: Path) -> str:
@@ -91,15 +100,40 @@ def stage(submissions: list[Submission], folder: Path, dirs: GradingDirs) -> Non
         shutil.copytree(folder / sub.student / sub.lesson, dirs.submitted / sub.student / sub.lesson)
 
 
-def progress(line: str) -> None:
-    """Echo nbgrader's "Autograding <notebook>" log lines as short progress lines."""
-    if "] Autograding " in line:
-        parts = Path(line.split("] Autograding ", 1)[1]).parts
-        print(f"  autograding {parts[-3]}/{parts[-2]}", flush=True)
+class Progress:
+    """Echo nbgrader's "Autograding <notebook>" log lines as short progress lines, and time each submission.
+
+    A submission's time runs from nbgrader's "Sanitizing" line for it to the next one (or the end of
+    autograde): executing the notebook is nearly all of it.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[tuple[str, str], float] = {}  # (student, lesson) -> seconds
+        self._current: tuple[tuple[str, str], float] | None = None
+
+    def __call__(self, line: str) -> None:
+        """Handle one line of nbgrader's log."""
+        if "] Sanitizing " in line:
+            self.stop()
+            parts = Path(line.split("] Sanitizing ", 1)[1]).parts
+            self._current = ((parts[-3], parts[-2]), time.perf_counter())
+        elif "] Autograding " in line:
+            parts = Path(line.split("] Autograding ", 1)[1]).parts
+            print(f"  autograding {parts[-3]}/{parts[-2]}", flush=True)
+
+    def stop(self) -> None:
+        """The submission being graded is done."""
+        if self._current is not None:
+            key, start = self._current
+            self.seconds[key] = time.perf_counter() - start
+            self._current = None
 
 
-def run_nbgrader(course: Course, dirs: GradingDirs) -> None:
-    """generate_assignment, autograde, generate_feedback and export: one nbgrader call each."""
+def run_nbgrader(course: Course, dirs: GradingDirs) -> dict[tuple[str, str], float]:
+    """generate_assignment, autograde, generate_feedback and export: one nbgrader call each.
+
+    Returns the seconds autograde spent on each (student, lesson).
+    """
     folders = [
         f"--CourseDirectory.submitted_directory={dirs.submitted}",
         f"--CourseDirectory.autograded_directory={dirs.autograded}",
@@ -111,16 +145,20 @@ def run_nbgrader(course: Course, dirs: GradingDirs) -> None:
         ("generate_feedback", ["*", "--force", *folders]),
         ("export", [f"--to={dirs.csv}"]),
     ]
+    progress = Progress()
     for command, args in steps:
         print(f"nbgrader {command}", flush=True)
         nbgrader(course, command, *args, db=dirs.db, log=dirs.log, progress=progress)
+        progress.stop()
+    return progress.seconds
 
 
-def outcome(sub: Submission, dirs: GradingDirs) -> tuple[str, bool]:
-    """The report line of one submission (score, what was wrong), and whether it was graded."""
+def outcome(sub: Submission, dirs: GradingDirs, seconds: float | None) -> tuple[str, bool]:
+    """The report line of one submission (score, time, what was wrong), and whether it was graded."""
     grades = cell_grades(dirs.db, sub.lesson, sub.student)
     earned, possible = total(grades) if grades is not None else (0.0, max_points(dirs.db, sub.lesson))
-    line = f"{sub.student:<20} {sub.lesson:<28} {earned:6.1f} / {possible:<6.1f}"
+    took = f"{seconds:7.1f}" if seconds is not None else f"{'-':>7}"
+    line = f"{sub.student:<20} {sub.lesson:<28} {earned:6.1f} / {possible:<6.1f} {took}"
     if not (dirs.autograded / sub.student / sub.lesson / f"{sub.lesson}.ipynb").is_file():
         return f"{line}  NOT GRADED: {sub.problem or f'autograde failed (see {dirs.log})'}; 0 points", False
     missing = [g.grade_id for g in grades or [] if g.missing]
@@ -132,8 +170,12 @@ def outcome(sub: Submission, dirs: GradingDirs) -> tuple[str, bool]:
 def stale_lessons(course: Course, dirs: GradingDirs) -> list[str]:
     """Lessons whose student copy in notebooks/ is not what solutions/ releases now."""
     fresh = {lesson: dirs.release / lesson / f"{lesson}.ipynb" for lesson in course.lessons()}
-    return [lesson for lesson, path in fresh.items() if path.is_file() and (
-        not course.released(lesson).is_file() or course.released(lesson).read_bytes() != path.read_bytes())]
+    return [
+        lesson
+        for lesson, path in fresh.items()
+        if path.is_file()
+        and (not course.released(lesson).is_file() or course.released(lesson).read_bytes() != path.read_bytes())
+    ]
 
 
 def grade(course: Course, folder: Path) -> int:
@@ -145,18 +187,20 @@ def grade(course: Course, folder: Path) -> int:
         print(f"grade: no submission of a lesson of this course in {folder}", file=sys.stderr)
         return 1
     stage(submissions, folder, dirs)
-    run_nbgrader(course, dirs)
-    print(f"\n{'student':<20} {'lesson':<28} {'points':>15}")
+    seconds = run_nbgrader(course, dirs)
+    print(f"\n{'student':<20} {'lesson':<28} {'points':>15} {'seconds':>7}")
     graded = []
     for sub in submissions:
-        line, ok = outcome(sub, dirs)
+        line, ok = outcome(sub, dirs, seconds.get((sub.student, sub.lesson)))
         print(line)
         graded.append(ok)
     for line in skipped:
         print(f"skipped: {line}")
     for lesson in stale_lessons(course, dirs):
-        print(f"warning: notebooks/{lesson} is not what solutions/{lesson} releases now (run make release); "
-              f"graded against solutions/")
+        print(
+            f"warning: notebooks/{lesson} is not what solutions/{lesson} releases now (run make release); "
+            f"graded against solutions/"
+        )
     print(f"\ngrades: {dirs.csv}\nfeedback: {dirs.feedback}/<student>/<lesson>/<lesson>.html\nlog: {dirs.log}")
     return 0 if all(graded) and not skipped else 1
 
@@ -169,8 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     course = course_from_arguments(args)
     if not args.submissions.is_dir():
-        print(f"grade: {args.submissions} is not a folder of submissions (<student>/<lesson>/<lesson>.ipynb)",
-              file=sys.stderr)
+        print(
+            f"grade: {args.submissions} is not a folder of submissions (<student>/<lesson>/<lesson>.ipynb)",
+            file=sys.stderr,
+        )
         return 2
     if not course.lessons():
         print(f"grade: no lessons in {course.solutions}", file=sys.stderr)

@@ -1,48 +1,55 @@
-"""Grading parameters: while grading, a lesson's slow steps run short, as `papermill -p` would set them.
+"""Grading parameters: while grading, a lesson's slow steps run short, exactly as `papermill -p` would set them.
 
-A lesson's test cells check functions and shapes, not how far its demo fine-tune got, yet that
-fine-tune is most of a lesson's run time (lesson 1: `max_steps` = 120 steps, about a minute on
-2 cores). So autograde and check inject a cell after the cell tagged `parameters`, tagged
-`injected-parameters` as papermill's is, that overrides the parameters named in nbgrader_config.py
-(`InjectGradingParameters.parameters`, per lesson in `lesson_parameters`). Only names the lesson's
-parameters cell defines are overridden. `make run` executes the lessons on their defaults; the
-grading tests prove that solutions earn full marks with the grading parameters.
+A lesson's test cells check functions and shapes, not how far its demo fine-tune got, yet that fine-tune is
+most of a lesson's run time. So autograde and check inject, after the cell tagged `parameters`, the cell
+papermill itself writes (papermill.parameterize.parameterize_notebook: tagged `injected-parameters`,
+values written by papermill's Python translator). Only the parameters that a lesson's parameters cell
+defines are injected, as papermill's own inspection reads them. The values live in nbgrader_config.py
+(`InjectGradingParameters.parameters`, per lesson in `lesson_parameters`); `make run` uses the defaults.
 """
 
 from __future__ import annotations
 
-import re
-
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
-from nbformat.v4 import new_code_cell
 from nbgrader.preprocessors import NbGraderPreprocessor
+from papermill.parameterize import parameterize_notebook
+from papermill.translators import PythonTranslator
 from traitlets import Dict
 
-INJECTED_TAG = "injected-parameters"
-ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)\s*(?::[^=]*)?=(?!=)", re.M)  # `name = ...` or `name: type = ...`
+INJECTED_TAG = "injected-parameters"  # papermill's tag for the cell it injects
 
 
-def parameter_names(source: str) -> set[str]:
-    """The names a parameters cell assigns."""
-    return set(ASSIGNMENT.findall(source))
+def parameter_names(nb: NotebookNode) -> set[str]:
+    """The names the notebook's `parameters` cell defines, as papermill's inspection reads them."""
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    return {p.name for p in PythonTranslator.inspect(cell)} if cell is not None else set()
 
 
 def inject(nb: NotebookNode, parameters: dict[str, object]) -> dict[str, object]:
-    """Insert the overrides of parameters the notebook defines after its `parameters` cell; return them."""
-    index = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), None)
-    if index is None:
+    """Inject the parameters the notebook defines with papermill (in place); return those injected."""
+    overrides = {name: value for name, value in parameters.items() if name in parameter_names(nb)}
+    if not overrides:
         return {}
-    overrides = {k: v for k, v in parameters.items() if k in parameter_names(nb.cells[index].source)}
-    if overrides:
-        lines = [f"{name} = {value!r}" for name, value in overrides.items()]
-        source = "# Grading parameters, injected by the grader (grader/nbgrader_config.py)\n" + "\n".join(lines)
-        nb.cells.insert(index + 1, new_code_cell(source, metadata={"tags": [INJECTED_TAG]}))
+    # parameterize_notebook expects what papermill's own loader adds: tags on every cell, papermill metadata
+    untagged = [cell for cell in nb.cells if "tags" not in cell.metadata]
+    for cell in untagged:
+        cell.metadata["tags"] = []
+    nb.metadata.setdefault("papermill", {})
+    nb.cells = parameterize_notebook(
+        nb,
+        overrides,
+        comment="Grading parameters (grader/nbgrader_config.py)",
+        kernel_name="python3",
+        language="python",
+    ).cells
+    for cell in untagged:
+        del cell.metadata["tags"]
     return overrides
 
 
 class InjectGradingParameters(NbGraderPreprocessor):
-    """nbgrader preprocessor (before Execute): inject the grading parameters after `parameters`."""
+    """nbgrader preprocessor (before Execute): inject the lesson's grading parameters after `parameters`."""
 
     parameters = Dict(help="parameter name -> value while grading, for every lesson").tag(config=True)
     lesson_parameters = Dict(help="lesson -> {parameter name -> value}, over `parameters`").tag(config=True)

@@ -21,8 +21,9 @@ def generate(course: Course, dest: Path, db: Path, log: Path) -> list[str]:
     One nbgrader call for all lessons (each call costs seconds of start-up); returns the lessons
     whose student copy is missing afterwards (nbgrader removes what it failed to generate).
     """
-    nbgrader(course, "generate_assignment", "*", "--force", f"--CourseDirectory.release_directory={dest}",
-             db=db, log=log)
+    nbgrader(
+        course, "generate_assignment", "*", "--force", f"--CourseDirectory.release_directory={dest}", db=db, log=log
+    )
     return [lesson for lesson in course.lessons() if not (dest / lesson / f"{lesson}.ipynb").is_file()]
 
 

@@ -38,24 +38,28 @@ class Result:
     max_points: float = 0.0
 
 
-def execute(course: Course, lesson: str, out: Path) -> Result:
-    """Run one lesson's solution notebook with papermill into out; time it."""
+def execute(source: Path, out: Path) -> Result:
+    """Run a lesson notebook with papermill into out, beside a copy of the lesson's other files; time it."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source.parent, out.parent, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.ipynb", ".*"))
     start, error = time.perf_counter(), ""
     try:
         pm.execute_notebook(
-            str(course.source(lesson)), str(out), kernel_name="python3", cwd=str(out.parent),
-            execution_timeout=CELL_TIMEOUT_S, progress_bar=True,
+            str(source),
+            str(out),
+            kernel_name="python3",
+            cwd=str(out.parent),
+            execution_timeout=CELL_TIMEOUT_S,
+            progress_bar=True,
             extra_arguments=["--IPKernelApp.log_level=ERROR"],  # as nbgrader_config.py: no kernel start-up log
         )
     except PapermillExecutionError as err:
         error = f"cell {err.cell_index}: {err.ename}: {str(err.evalue).splitlines()[0] if err.evalue else ''}"
     except Exception as err:  # the kernel died, timed out or could not start: report it, run the rest
         error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-    return Result(lesson, round(time.perf_counter() - start, 2), error)
+    return Result(out.stem, round(time.perf_counter() - start, 2), error)
 
 
 def autograde(course: Course, results: list[Result], executed: Path, base: Path) -> None:
@@ -71,10 +75,19 @@ def autograde(course: Course, results: list[Result], executed: Path, base: Path)
     db, log = base / "gradebook.db", base / "nbgrader.log"
     print(f"\nAutograding {len(ok)} executed notebook(s) (log: {log})", flush=True)
     generate(course, base / "release", db, log)
-    nbgrader(course, "autograde", "*", "--force", "--no-execute", f"--student={STUDENT}",
-             "--InjectGradingParameters.enabled=False",  # graded as executed, on the defaults
-             f"--CourseDirectory.submitted_directory={base / 'submitted'}",
-             f"--CourseDirectory.autograded_directory={base / 'autograded'}", db=db, log=log)
+    nbgrader(
+        course,
+        "autograde",
+        "*",
+        "--force",
+        "--no-execute",
+        f"--student={STUDENT}",
+        "--InjectGradingParameters.enabled=False",  # graded as executed, on the defaults
+        f"--CourseDirectory.submitted_directory={base / 'submitted'}",
+        f"--CourseDirectory.autograded_directory={base / 'autograded'}",
+        db=db,
+        log=log,
+    )
     for r in ok:
         grades = cell_grades(db, r.name, STUDENT)
         r.points, r.max_points = total(grades) if grades is not None else (0.0, 0.0)
@@ -94,8 +107,10 @@ def table(results: list[Result]) -> str:
 
 def summary(results: list[Result]) -> dict:
     """The content of run-summary.json (exactly these keys)."""
-    notebooks = [{"name": r.name, "seconds": float(r.seconds), "points": float(r.points),
-                  "max_points": float(r.max_points)} for r in results]
+    notebooks = [
+        {"name": r.name, "seconds": float(r.seconds), "points": float(r.points), "max_points": float(r.max_points)}
+        for r in results
+    ]
     return {"notebooks": notebooks, "total_seconds": round(float(sum(r.seconds for r in results)), 2)}
 
 
@@ -105,9 +120,11 @@ def run(course: Course) -> list[Result]:
     lessons = course.lessons()
     for i, lesson in enumerate(lessons, 1):
         print(f"[{i}/{len(lessons)}] executing {lesson}", flush=True)
-        results.append(execute(course, lesson, executed / lesson / f"{lesson}.ipynb"))
-        print(f"      {results[-1].seconds:.1f} s {'FAILED: ' + results[-1].error if results[-1].error else 'ok'}",
-              flush=True)
+        results.append(execute(course.source(lesson), executed / lesson / f"{lesson}.ipynb"))
+        print(
+            f"      {results[-1].seconds:.1f} s {'FAILED: ' + results[-1].error if results[-1].error else 'ok'}",
+            flush=True,
+        )
     autograde(course, results, executed, course.build / "run")
     (course.build / "run-summary.json").write_text(json.dumps(summary(results), indent=2) + "\n")
     print("\n" + table(results) + f"\n\nsummary: {course.build / 'run-summary.json'}", flush=True)
