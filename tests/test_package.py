@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from torch import nn
 
 from loracourse.lora import LoRALinear, lora_scaling
 from loracourse.models import resolve_model
-from loracourse.twins import PUBLISHED_TOTALS, build_twin, count_params
+from loracourse.twins import PUBLISHED_TOTALS, build_twin
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,13 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("hub_id, total", sorted(PUBLISHED_TOTALS.items()))
 def test_twin_has_the_published_total(hub_id, total):
     model = build_twin(hub_id)
-    assert count_params(model) == total
+    assert model.num_parameters() == total
     assert all(p.is_meta for p in model.parameters())  # no memory, no weights
 
 
 def test_llama2_twin_lora_count_is_the_fact_sheet_number():
-    model = get_peft_model(build_twin("meta-llama/Llama-2-7b-hf"),
-                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        build_twin("meta-llama/Llama-2-7b-hf"),
+        LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
     assert model.get_nb_trainable_parameters() == (4_194_304, 6_742_609_920)
 
 
@@ -39,8 +42,10 @@ LORA_CASES = [(1, 1, False, False), (4, 8, False, True), (8, 16, True, True), (1
 @pytest.mark.parametrize("r, lora_alpha, use_rslora, bias", LORA_CASES)
 def test_hand_written_lora_equals_peft(r, lora_alpha, use_rslora, bias):
     torch.manual_seed(0)
-    wrapped = get_peft_model(nn.Sequential(nn.Linear(24, 40, bias=bias)),
-                             LoraConfig(r=r, lora_alpha=lora_alpha, use_rslora=use_rslora, target_modules=["0"]))
+    wrapped = get_peft_model(
+        nn.Sequential(nn.Linear(24, 40, bias=bias)),
+        LoraConfig(r=r, lora_alpha=lora_alpha, use_rslora=use_rslora, target_modules=["0"]),
+    )
     peft_layer = wrapped.base_model.model[0]
     nn.init.normal_(peft_layer.lora_B["default"].weight)  # trained-looking, non-zero B
     ours = LoRALinear.from_peft(peft_layer)
@@ -81,20 +86,23 @@ def test_minilm_is_a_real_pretrained_bert_with_query_key_value():
     names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
     assert {"query", "key", "value"} <= names and "q_proj" not in names
     with torch.no_grad():
-        batch = tokenizer(["a cat sat on the mat", "a kitten sat on the rug", "stock prices fell"],
-                          return_tensors="pt", padding=True)
+        batch = tokenizer(
+            ["a cat sat on the mat", "a kitten sat on the rug", "stock prices fell"], return_tensors="pt", padding=True
+        )
         emb = model(**batch).last_hidden_state.mean(1)
     sim = torch.nn.functional.cosine_similarity
     assert sim(emb[0], emb[1], dim=0) > sim(emb[0], emb[2], dim=0)  # pretrained, not random
 
 
 def test_importing_the_package_changes_nothing_global():
-    code = ("import torch, matplotlib, logging; s = torch.random.get_rng_state().clone(); "
-            "rc = dict(matplotlib.rcParams); lv = logging.getLogger().level; "
-            "import loracourse, loracourse.env, loracourse.lora, loracourse.models, loracourse.plots, "
-            "loracourse.twins, loracourse.train; "
-            "assert torch.equal(s, torch.random.get_rng_state()); assert rc == dict(matplotlib.rcParams); "
-            "assert lv == logging.getLogger().level")
+    code = (
+        "import torch, matplotlib, logging; s = torch.random.get_rng_state().clone(); "
+        "rc = dict(matplotlib.rcParams); lv = logging.getLogger().level; "
+        "import loracourse, loracourse.env, loracourse.lora, loracourse.models, loracourse.plots, "
+        "loracourse.twins, loracourse.train, loracourse.testing; "
+        "assert torch.equal(s, torch.random.get_rng_state()); assert rc == dict(matplotlib.rcParams); "
+        "assert lv == logging.getLogger().level"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -112,17 +120,28 @@ def read_pins(path: Path) -> dict[str, str]:
 
 def test_requirements_pin_every_course_package():
     pins = read_pins(ROOT / "requirements.txt")
-    needed = {"jupyterlab", "nbgrader", "torch", "transformers", "peft", "bitsandbytes", "papermill",
-              "accelerate", "matplotlib", "tqdm", "pytest"}
+    needed = {
+        "jupyterlab",
+        "nbgrader",
+        "torch",
+        "transformers",
+        "peft",
+        "bitsandbytes",
+        "papermill",
+        "accelerate",
+        "matplotlib",
+        "tqdm",
+        "pytest",
+    }
     assert needed <= set(pins)
     assert pins["transformers"].startswith("5.")
 
 
-def test_environment_yml_uses_the_same_pins_and_python_as_the_makefile():
+def test_environment_yml_uses_the_same_pins_and_a_python_the_makefile_supports():
     env = (ROOT / "environment.yml").read_text()
     python = re.search(r"^\s*-\s*python=(\S+)", env, re.M).group(1)
-    makefile_python = re.search(r"^PYTHON \?= python(\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)
-    assert python == makefile_python
+    supported = re.search(r"^SUPPORTED_PYTHONS := (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
+    assert python in supported and python == supported[0], "conda users get the Python CI measures on"
     pip_entries = re.findall(r"^\s{6}-\s+(.+)$", env, re.M)
     pinned = {}
     for entry in pip_entries:
@@ -137,8 +156,9 @@ def test_environment_yml_uses_the_same_pins_and_python_as_the_makefile():
 def test_hand_written_lora_matches_peft_over_a_bf16_base():
     """PEFT keeps adapters in fp32 over a bf16 base; LoRALinear.from_peft must follow (the GPU case)."""
     torch.manual_seed(0)
-    wrapped = get_peft_model(nn.Sequential(nn.Linear(32, 16).to(torch.bfloat16)),
-                             LoraConfig(r=4, lora_alpha=8, target_modules=["0"]))
+    wrapped = get_peft_model(
+        nn.Sequential(nn.Linear(32, 16).to(torch.bfloat16)), LoraConfig(r=4, lora_alpha=8, target_modules=["0"])
+    )
     peft_layer = wrapped.base_model.model[0]
     nn.init.normal_(peft_layer.lora_B["default"].weight)
     ours = LoRALinear.from_peft(peft_layer)
@@ -146,3 +166,34 @@ def test_hand_written_lora_matches_peft_over_a_bf16_base():
     x = torch.randn(5, 32, dtype=torch.bfloat16)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), peft_layer(x))
+
+
+def test_task_writes_the_prompt_and_the_answer_with_a_leading_space(tmp_path):
+    from loracourse.train import Task, read_jsonl
+
+    rows = [{"q": "two plus two", "a": "four"}, {"q": "one plus one", "a": "two"}]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    task = Task.from_jsonl("sums", "question : {q} answer :", "a", tmp_path / "train.jsonl", tmp_path / "train.jsonl")
+    assert read_jsonl(tmp_path / "train.jsonl") == rows == task.train
+    assert task.format(rows[0]) == ("question : two plus two answer :", " four")
+
+
+def test_replaced_binds_for_the_block_and_restores_what_was_there():
+    from loracourse.testing import replaced
+
+    namespace = {"count": "learner's", "other": 1}
+    with replaced(namespace, count="reference", extra=2):
+        assert namespace == {"count": "reference", "other": 1, "extra": 2}
+    assert namespace == {"count": "learner's", "other": 1}
+    with pytest.raises(KeyError), replaced(namespace, count="reference"):
+        namespace["missing"]  # the error inside the block is the point
+    assert namespace["count"] == "learner's"
+
+
+@pytest.mark.parametrize("omp, cores, expected", [("3", 8, 3), ("", 8, 4), ("", 2, 1), ("", 1, 1)])
+def test_cpu_threads_leave_room_for_another_job(monkeypatch, omp, cores, expected):
+    from loracourse import env
+
+    monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    monkeypatch.setattr(env.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert env.cpu_threads() == expected

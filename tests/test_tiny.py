@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,14 +15,12 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaF
 
 from loracourse import build_tiny, corpus
 from loracourse.models import TINY_DIR
-from loracourse.train import exact_match, format_example, load_examples, predict, train_lora
+from loracourse.train import exact_match, predict, sentiment_task, train_lora
 
 LLAMA_NAMES = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"}
-# The model is committed, so its build time is no run-time cost; this bound (2x the ~51 s measured on the
-# 2-core machine, see the model card) only catches a build that got much slower.
-BUILD_BUDGET_S = float(os.environ.get("LORACOURSE_BUILD_BUDGET_S", "120"))
+BUILD_TIMEOUT_S = 1200  # a hang guard, not a speed test: the model card records the measured build time
 LESSON1_LORA = dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])
-LESSON1_TRAIN = dict(max_steps=100, lr=3e-3, batch_size=16, seed=0, progress=False)
+LESSON1_TRAIN = dict(max_steps=100, lr=3e-3, batch_size=16, seed=0, show_progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +37,7 @@ def lora_finetune(model, tokenizer) -> tuple[torch.nn.Module, list[float]]:
     """Lesson 1's recipe: LoRA r=8 on q_proj and v_proj, trained on the task's train split."""
     torch.manual_seed(0)
     model = get_peft_model(model, LoraConfig(**LESSON1_LORA))
-    return model, train_lora(model, tokenizer, load_examples("train"), **LESSON1_TRAIN)
+    return model, train_lora(model, tokenizer, sentiment_task(), **LESSON1_TRAIN)
 
 
 def json_without_version(path: Path) -> dict:
@@ -74,6 +70,18 @@ def test_loads_as_llama_with_real_module_names(model, tokenizer):
     assert (TINY_DIR / "model.safetensors").stat().st_size < 5_000_000
 
 
+def known_upstream_lines() -> list[str]:
+    """stderr lines this machine gets from the libraries whatever the course does, each with its upstream cause.
+
+    bitsandbytes 0.50.2 (the newest release) tries, at import, to fetch a fused 4-bit CPU kernel from the hub
+    on CPUs with AVX512-BF16, and logs a warning when it cannot (bitsandbytes-foundation/bitsandbytes#2064):
+    offline it never can. Only on such CPUs is that line expected.
+    """
+    from bitsandbytes.functional import has_avx512bf16
+
+    return ["Failed to load CPU gemm_4bit_forward from kernels-community"] if has_avx512bf16() else []
+
+
 def test_normal_use_prints_no_warnings():
     """Loading, generating and wrapping with LoRA write nothing but progress bars to stderr."""
     code = (
@@ -88,7 +96,11 @@ def test_normal_use_prints_no_warnings():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = [line for line in re.split(r"[\r\n]+", result.stderr) if line.strip()]
-    assert [line for line in lines if not line.startswith("Loading weights")] == []
+    known = known_upstream_lines()
+    unexpected = [
+        line for line in lines if not line.startswith("Loading weights") and not any(line.startswith(k) for k in known)
+    ]
+    assert unexpected == []
 
 
 def test_data_files_match_generator():
@@ -100,25 +112,13 @@ def test_data_files_match_generator():
 
 def test_task_splits_use_disjoint_adjectives():
     """Held-out reviews use only adjectives that fine-tuning never shows, but pretraining does."""
-    words = lambda split: {w for ex in load_examples(split) for w in ex["review"].split()}  # noqa: E731
-    assert words("train") & set(corpus.TEST_ADJECTIVES) == set()
-    assert set(corpus.TEST_ADJECTIVES) <= words("test")
+    task = sentiment_task()
+    words = lambda examples: {w for ex in examples for w in ex["review"].split()}  # noqa: E731
+    assert words(task.train) & set(corpus.TEST_ADJECTIVES) == set()
+    assert set(corpus.TEST_ADJECTIVES) <= words(task.test)
     pretraining = set(" ".join(corpus.read_lines("pretrain_train.txt")).split())
     assert set(corpus.TEST_ADJECTIVES) <= pretraining
     assert not {"review", "sentiment", ":"} & pretraining  # the task's format is new to the base
-
-
-def test_lora_lifts_heldout_exact_match(model, tokenizer):
-    """Lesson 1: LoRA r=8 on q_proj, v_proj lifts held-out exact match from low to high."""
-    test = load_examples("test")
-    assert exact_match(model, tokenizer, test) <= 0.2
-    model, losses = lora_finetune(model, tokenizer)
-    assert len(losses) == LESSON1_TRAIN["max_steps"] and losses[-1] < losses[0] / 10
-    assert exact_match(model, tokenizer, test) >= 0.9
-    for example in test[:6]:  # the teacher-forced score agrees with greedy generation
-        answer = format_example(example)[1]
-        assert (predict(model, tokenizer, example["review"]) == answer) == (
-            exact_match(model, tokenizer, [example]) == 1.0)
 
 
 def test_loads_in_8bit_on_cpu(tokenizer):
@@ -127,7 +127,8 @@ def test_loads_in_8bit_on_cpu(tokenizer):
     from transformers import BitsAndBytesConfig
 
     model = AutoModelForCausalLM.from_pretrained(  # float16 activations: what int8 matmul expects
-        TINY_DIR, quantization_config=BitsAndBytesConfig(load_in_8bit=True), dtype=torch.float16)
+        TINY_DIR, quantization_config=BitsAndBytesConfig(load_in_8bit=True), dtype=torch.float16
+    )
     assert isinstance(model.model.layers[0].self_attn.q_proj, bnb.nn.Linear8bitLt)
     batch = tokenizer(["the soup was delicious . i"], return_tensors="pt")
     with torch.no_grad():
@@ -139,12 +140,13 @@ def test_loads_in_8bit_on_cpu(tokenizer):
 
 @pytest.mark.slow
 def test_rebuild_matches_model_card(tmp_path):
-    """`python -m loracourse.build_tiny --out DIR` finishes in budget and reaches the card's quality."""
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "loracourse.build_tiny", "--out", str(tmp_path)],
-                   check=True, capture_output=True, timeout=10 * BUILD_BUDGET_S)
-    wall = time.perf_counter() - start
-    assert wall <= BUILD_BUDGET_S, f"build took {wall:.1f} s (budget {BUILD_BUDGET_S} s)"
+    """`python -m loracourse.build_tiny --out DIR` rebuilds a model of the quality the card states."""
+    subprocess.run(
+        [sys.executable, "-m", "loracourse.build_tiny", "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=BUILD_TIMEOUT_S,
+    )
     for name in ("tokenizer.json", "config.json"):  # the same tokenizer and architecture
         assert json_without_version(tmp_path / name) == json_without_version(TINY_DIR / name), name
     claimed, rebuilt = card_numbers(TINY_DIR), card_numbers(tmp_path)
@@ -155,27 +157,32 @@ def test_rebuild_matches_model_card(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
     valid = build_tiny.pack(tokenizer, corpus.read_lines("pretrain_valid.txt"), 64)
     assert build_tiny.eval_loss(model, valid) == pytest.approx(rebuilt["valid_loss"], abs=1e-3)
-    model, _ = lora_finetune(model, tokenizer)  # the rebuilt base also serves lesson 1
-    assert exact_match(model, tokenizer, load_examples("test")) >= 0.9
 
 
 @pytest.mark.slow
 def test_heldout_score_needs_pretraining(tokenizer):
-    """Control: the same LoRA on a randomly initialised Llama does not transfer to held-out adjectives."""
+    """Control for lesson 1's task: the same LoRA on a randomly initialised Llama does not transfer to held-out
+    adjectives (lesson 1's own fine-tune of the pretrained model is checked on its run: tests/lessons)."""
     torch.manual_seed(0)
     model, _ = lora_finetune(LlamaForCausalLM(AutoConfig.from_pretrained(TINY_DIR)), tokenizer)
-    assert exact_match(model, tokenizer, load_examples("test")) <= 0.75
+    task = sentiment_task()
+    assert exact_match(model, tokenizer, task) <= 0.75
+    for example in task.test[:6]:  # the teacher-forced score agrees with greedy generation
+        assert (predict(model, tokenizer, task, example) == task.format(example)[1]) == (
+            exact_match(model, tokenizer, task, [example]) == 1.0
+        )
 
 
 def test_batches_pad_with_eos_when_a_tokenizer_has_no_pad_token(tokenizer):
     """Llama-2's tokenizer has no pad token: collate and predict fall back to eos instead of failing."""
-    from loracourse.train import collate, pad_id
+    from loracourse.train import collate
 
     no_pad = AutoTokenizer.from_pretrained(TINY_DIR)
     no_pad.pad_token = None
-    assert pad_id(no_pad) == no_pad.eos_token_id
-    examples = load_examples("test")[:3] + [{"review": "the soup was really really delicious .", "label": "positive"}]
-    batch, reference = collate(no_pad, examples), collate(tokenizer, examples)
+    task = sentiment_task()
+    examples = task.test[:3] + [{"review": "the soup was really really delicious .", "label": "positive"}]
+    batch, reference = collate(no_pad, task, examples), collate(tokenizer, task, examples)
+    assert no_pad.pad_token_id == no_pad.eos_token_id
     assert torch.equal(batch["labels"], reference["labels"])
     assert torch.equal(batch["attention_mask"], reference["attention_mask"])
     assert (batch["input_ids"][reference["attention_mask"] == 0] == no_pad.eos_token_id).all()
