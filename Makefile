@@ -1,7 +1,12 @@
 # LoRA in practice: every command a learner, an instructor or CI needs.
 # `make` alone prints this help. The venv is created on first use; no activated shell is needed.
 
-PYTHON ?= python3.11
+# The Pythons the pinned requirements install on (transformers 5.22 needs 3.11+; torch 2.13 has wheels up to 3.14).
+SUPPORTED_PYTHONS := 3.11 3.12 3.13 3.14
+# The first of them on PATH (3.11 first: CI and the measured figures use it), else python3 if it is one of them.
+PYTHON ?= $(firstword $(foreach v,$(SUPPORTED_PYTHONS),$(shell command -v python$(v) 2>/dev/null)) \
+	$(shell python3 -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 14))' 2>/dev/null \
+	&& command -v python3))
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
@@ -16,6 +21,8 @@ help: ## Show this help
 
 # The venv: rebuilt when the pins or the package metadata change.
 $(STAMP): requirements.txt pyproject.toml
+	@test -n "$(PYTHON)" || { echo "make: no supported Python found (the course needs Python 3.11 to 3.14): install one, or run make PYTHON=/path/to/python3.x"; exit 1; }
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v <= (3, 14) else "make: $(PYTHON) is Python %d.%d; the course needs Python 3.11 to 3.14" % v)'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
@@ -25,17 +32,36 @@ $(STAMP): requirements.txt pyproject.toml
 .PHONY: venv
 venv: $(STAMP) ## Create the virtual environment (.venv) from requirements.txt
 
+.PHONY: lab
+lab: $(STAMP) ## Study: copy the lessons you have not started into work/ (yours), open JupyterLab there
+	$(PY) -m grader.workspace
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) work
+
+.PHONY: check
+check: $(STAMP) ## Grade your notebooks in work/ as the autograder would (or one: make check NB=path/to/notebook.ipynb)
+	@$(PY) -m grader.check "$(NB)"
+
 .PHONY: run
 run: $(STAMP) ## Execute every lesson headless (papermill), autograde it (nbgrader), print the table
 	$(PY) -m grader.run
 
 .PHONY: test
-test: $(STAMP) ## Run every test: helper package, notebooks, grading end to end (what CI runs)
+test: lint ## Every test: lint, helper package, tiny model, lessons, grading end to end (what CI runs)
 	$(PY) -m pytest -q
 
-.PHONY: lab
-lab: $(STAMP) ## Open the student notebooks in JupyterLab
-	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
+.PHONY: lint
+lint: $(STAMP) ## Check code and notebooks with ruff (lint and format); `make format` fixes what it can
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: format
+format: $(STAMP) ## Format code and notebooks with ruff and apply its safe fixes (then run make release)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: bench
+bench: $(STAMP) ## Time each lesson (make run) and make check against their budgets, alone and beside another job
+	$(PY) -m tools.bench
 
 .PHONY: release
 release: $(STAMP) ## Regenerate notebooks/ (student copies) from solutions/ with nbgrader
@@ -45,14 +71,10 @@ release: $(STAMP) ## Regenerate notebooks/ (student copies) from solutions/ with
 grade: $(STAMP) ## Autograde SUBMISSIONS=<dir> (<student>/<lesson>/<notebook>.ipynb); export grades CSV and feedback
 	$(PY) -m grader.grade $(SUBMISSIONS)
 
-.PHONY: check
-check: $(STAMP) ## Grade one notebook, no database: make check NB=notebooks/01-lora-theory/01-lora-theory.ipynb
-	@$(PY) -m grader.check "$(NB)"
-
 .PHONY: tiny
 tiny: $(STAMP) ## Rebuild the offline tiny model from the course corpus (about a minute on 2 cores)
 	$(PY) -m loracourse.build_tiny
 
 .PHONY: clean
-clean: ## Remove build outputs (executed notebooks, gradebook, feedback); keeps the venv
+clean: ## Remove build outputs (executed notebooks, gradebook, feedback); keeps the venv and your work/
 	rm -rf build
