@@ -195,9 +195,10 @@ Pretraining reviews are followed by reactions such as "i loved it ." or "i felt 
 it .", so the base knows each adjective's polarity and the label words; it never saw the
 "review : ... sentiment :" format, so it does not answer with a label.
 Lesson 1's LoRA fine-tune (r=8, lora_alpha=16, q_proj and v_proj; `loracourse.train.train_lora`
-with lr 3e-3, batch 16, 100 steps) lifts held-out exact match to at least 90% (`tests/test_tiny.py`
-checks it). The same LoRA on a randomly initialised Llama of this shape stays near chance on the
-held-out split: what LoRA adapts here is what pretraining taught.
+with lr 3e-3, batch 16, 100 steps) lifts held-out exact match to at least 90% (checked on lesson 1's
+own run: `tests/lessons/lesson_01_lora_theory.py`). The same LoRA on a randomly initialised Llama of
+this shape stays near chance on the held-out split (`tests/test_tiny.py`): what LoRA adapts here is
+what pretraining taught.
 """
 
 
