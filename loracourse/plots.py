@@ -23,7 +23,7 @@ def plot_singular_values(matrices: dict[str, torch.Tensor], rank: int | None = N
     """Singular values (largest first, log scale) of each matrix; a dashed line at `rank`."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for label, matrix in matrices.items():
-        s = torch.linalg.svdvals(matrix.detach().float().cpu())
+        s = torch.linalg.svdvals(matrix.detach().float()).cpu()  # on the matrix's device: a GPU is faster
         ax.semilogy(range(1, len(s) + 1), s.clamp_min(1e-12), marker=".", lw=1, label=label)
     if rank is not None:
         ax.axvline(rank + 0.5, ls="--", c="grey", lw=1, label=f"r = {rank}")
