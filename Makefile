@@ -11,6 +11,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 NB     ?=
+LESSON ?=
+MODEL  ?=
 SUBMISSIONS ?= submissions
 
 .DEFAULT_GOAL := help
@@ -42,8 +44,8 @@ check: $(STAMP) ## Grade your notebooks in work/ as the autograder would (or one
 	@$(PY) -m grader.check "$(NB)"
 
 .PHONY: run
-run: $(STAMP) ## Execute every lesson headless (papermill), autograde it (nbgrader), print the table
-	$(PY) -m grader.run
+run: $(STAMP) ## Execute every lesson headless (papermill), autograde it, print the table; [LESSON=...] [MODEL=hub id or folder]
+	$(PY) -m grader.run $(if $(LESSON),--lesson "$(LESSON)") $(if $(MODEL),--model "$(MODEL)")
 
 .PHONY: test
 test: lint ## Every test: lint, helper package, tiny model, lessons, grading end to end (what CI runs)

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent  # the course root: the repository
 sys.path.insert(0, str(ROOT))  # so that nbgrader can import grader.feedback from any cwd
 from nbgrader.converters import Autograde  # noqa: E402
 
-from grader import CELL_TIMEOUT_S, COURSE_ID  # noqa: E402
+from grader import CELL_TIMEOUT_S, COURSE_ID, kernel_config  # noqa: E402
 
 BUILD = ROOT / "build" / "grading"
 
@@ -29,9 +29,9 @@ c.CourseDirectory.db_url = f"sqlite:///{BUILD / 'gradebook.db'}"
 # Lessons load models and train for a few steps: nbgrader's 30 s per cell is too short.
 c.Execute.timeout = CELL_TIMEOUT_S
 c.Execute.kernel_name = "python3"
-# The kernel's own start-up log (ipykernel warns that it talks TCP unencrypted) is not a cell output:
-# it only cluttered the grader's terminal.
-c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
+# Kernels over local sockets, not unencrypted TCP (grader/__init__.py): the Execute preprocessor's kernel
+# manager reads this.
+c.KernelManager.update(kernel_config())
 
 # While grading (autograde and grader.check), each lesson's demo fine-tune runs a few steps only: the
 # tests check functions, not training, and the full run is most of a lesson's time (see

@@ -1,6 +1,7 @@
 """Execute every lesson headless with papermill, time it, autograde it with nbgrader; print a table.
 
-`python -m grader.run` (make run). Each solutions/<lesson>/<lesson>.ipynb runs on its defaults in
+`python -m grader.run [--lesson L] [--model M] [-p NAME VALUE]` (make run [LESSON=L] [MODEL=M]). Each
+solutions/<lesson>/<lesson>.ipynb runs on its defaults (or the parameters given, as papermill -p sets them) in
 the venv's python3 kernel, from build/executed/<lesson>/ (where the executed copy is written, so a
 lesson that saves files writes them there). The executed copies are then autograded as they are
 (`nbgrader autograde --no-execute`, pseudo-student "solutions", gradebook build/run/gradebook.db),
@@ -12,6 +13,7 @@ and build/run-summary.json gets {"notebooks": [{"name", "seconds", "points", "ma
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import shutil
 import sys
@@ -19,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import CELL_TIMEOUT_S
+from grader import CELL_TIMEOUT_S, kernel_config
 from grader.course import Course, add_course_arguments, course_from_arguments, nbgrader, use_tool_env
 from grader.gradebook import cell_grades, total
 from grader.release import generate
@@ -38,10 +40,14 @@ class Result:
     max_points: float = 0.0
 
 
-def execute(source: Path, out: Path) -> Result:
-    """Run a lesson notebook with papermill into out, beside a copy of the lesson's other files; time it."""
+def execute(source: Path, out: Path, parameters: dict[str, object] | None = None) -> Result:
+    """Run a lesson notebook with papermill into out, beside a copy of the lesson's other files; time it.
+
+    `parameters` override the lesson's parameters cell, as `papermill -p NAME VALUE` does.
+    """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+    from traitlets.config import Config
 
     shutil.copytree(source.parent, out.parent, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.ipynb", ".*"))
     start, error = time.perf_counter(), ""
@@ -53,7 +59,8 @@ def execute(source: Path, out: Path) -> Result:
             cwd=str(out.parent),
             execution_timeout=CELL_TIMEOUT_S,
             progress_bar=True,
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # as nbgrader_config.py: no kernel start-up log
+            parameters=parameters or {},
+            config=Config({"KernelManager": kernel_config()}),  # as nbgrader_config.py
         )
     except PapermillExecutionError as err:
         error = f"cell {err.cell_index}: {err.ename}: {str(err.evalue).splitlines()[0] if err.evalue else ''}"
@@ -114,13 +121,12 @@ def summary(results: list[Result]) -> dict:
     return {"notebooks": notebooks, "total_seconds": round(float(sum(r.seconds for r in results)), 2)}
 
 
-def run(course: Course) -> list[Result]:
-    """Execute and autograde every lesson; write run-summary.json; return the results."""
+def run(course: Course, lessons: list[str], parameters: dict[str, object]) -> list[Result]:
+    """Execute and autograde the lessons; write run-summary.json; return the results."""
     executed, results = course.build / "executed", []
-    lessons = course.lessons()
     for i, lesson in enumerate(lessons, 1):
         print(f"[{i}/{len(lessons)}] executing {lesson}", flush=True)
-        results.append(execute(course.source(lesson), executed / lesson / f"{lesson}.ipynb"))
+        results.append(execute(course.source(lesson), executed / lesson / f"{lesson}.ipynb", parameters))
         print(
             f"      {results[-1].seconds:.1f} s {'FAILED: ' + results[-1].error if results[-1].error else 'ok'}",
             flush=True,
@@ -134,13 +140,38 @@ def run(course: Course) -> list[Result]:
 def main(argv: list[str] | None = None) -> int:
     """Run every lesson; exit 1 if any failed to execute."""
     parser = argparse.ArgumentParser(prog="python -m grader.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--lesson", action="append", default=[], help="run this lesson only (repeatable)")
+    parser.add_argument("--model", default="", help="model_name_or_path for every lesson: a hub id or a folder")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a lesson parameter, as papermill -p does (VALUE read as a Python literal)",
+    )
     add_course_arguments(parser)
-    course = course_from_arguments(parser.parse_args(argv))
-    if not course.lessons():
-        print(f"run: no lessons in {course.solutions} (expected <lesson>/<lesson>.ipynb)", file=sys.stderr)
+    args = parser.parse_args(argv)
+    course = course_from_arguments(args)
+    unknown = [lesson for lesson in args.lesson if lesson not in course.lessons()]
+    if not course.lessons() or unknown:
+        what = f"no lesson {unknown[0]!r}" if unknown else "no lessons"
+        print(f"run: {what} in {course.solutions} (lessons: {', '.join(course.lessons()) or 'none'})", file=sys.stderr)
         return 1
+    parameters = {name: literal(value) for name, value in args.parameter}
+    if args.model.strip():
+        parameters["model_name_or_path"] = args.model.strip()
     use_tool_env()  # the kernel sees the venv's bin/ first on PATH, as in an activated shell
-    return 1 if any(r.error for r in run(course)) else 0
+    return 1 if any(r.error for r in run(course, args.lesson or course.lessons(), parameters)) else 0
+
+
+def literal(value: str) -> object:
+    """A -p value as papermill reads one: a Python literal (3, 0.5, True) when it is one, else the string."""
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
 
 
 if __name__ == "__main__":

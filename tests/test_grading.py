@@ -482,3 +482,10 @@ def test_run_writes_the_summary(tmp_path):
     assert summary["notebooks"][0]["points"] == summary["notebooks"][0]["max_points"] == 5.0
     assert (tmp_path / "executed" / LESSON / f"{LESSON}.ipynb").is_file()
     assert re.search(rf"^{LESSON}\s+[\d.]+\s+5\.0 / 5\.0", done.stdout, re.M)
+    assert "without encryption" not in done.stdout + done.stderr, "kernels talk over local sockets, not plain TCP"
+
+
+@pytest.mark.slow
+def test_grading_kernels_use_local_sockets(graded):
+    """No kernel the grader starts warns that it runs over unencrypted TCP (nbgrader's log holds their output)."""
+    assert "Kernel is running over TCP" not in graded.dirs.log.read_text()
