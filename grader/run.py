@@ -40,7 +40,7 @@ class Result:
     max_points: float = 0.0
 
 
-def execute(source: Path, out: Path, parameters: dict[str, object] | None = None) -> Result:
+def execute(source: Path, out: Path, parameters: dict[str, object] | None = None, progress: bool = True) -> Result:
     """Run a lesson notebook with papermill into out, beside a copy of the lesson's other files; time it.
 
     `parameters` override the lesson's parameters cell, as `papermill -p NAME VALUE` does.
@@ -58,7 +58,7 @@ def execute(source: Path, out: Path, parameters: dict[str, object] | None = None
             kernel_name="python3",
             cwd=str(out.parent),
             execution_timeout=CELL_TIMEOUT_S,
-            progress_bar=True,
+            progress_bar=progress,
             parameters=parameters or {},
             config=Config({"KernelManager": kernel_config()}),  # as nbgrader_config.py
         )

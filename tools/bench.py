@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         tmp = Path(tmp)
         for lesson in course.lessons():
-            run = execute(course.source(lesson), tmp / "run" / lesson / f"{lesson}.ipynb")
+            run = execute(course.source(lesson), tmp / "run" / lesson / f"{lesson}.ipynb", progress=False)
             seconds, total = timed_check(full_marks_copy(course, lesson, tmp / "check"))
             report["lessons"][lesson] = {
                 "run_s": run.seconds,
