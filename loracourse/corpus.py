@@ -235,11 +235,6 @@ def read_lines(name: str, data_dir: Path = DATA_DIR) -> list[str]:
     return [line for line in (data_dir / name).read_text(encoding="utf-8").splitlines() if line]
 
 
-def read_examples(split: str, data_dir: Path = DATA_DIR) -> list[dict[str, str]]:
-    """The sentiment task's examples for `split` ("train" or "test")."""
-    return [json.loads(line) for line in read_lines(f"sentiment_{split}.jsonl", data_dir)]
-
-
 def main() -> None:
     """Command line: regenerate the data files."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
