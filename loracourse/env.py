@@ -8,6 +8,8 @@ import os
 import torch
 from transformers import set_seed
 
+from .progress import save_library_bars
+
 
 def cpu_threads() -> int:
     """Torch threads for a lesson: OMP_NUM_THREADS if set, else half the CPU cores this process may use.
@@ -40,11 +42,14 @@ def versions(packages: tuple[str, ...] = ("torch", "transformers", "peft", "bits
 
 
 def setup(seed: int) -> str:
-    """Seed Python, NumPy and torch (transformers.set_seed), size torch's threads, report; return the device."""
+    """Seed Python, NumPy and torch (transformers.set_seed), size torch's threads, save progress bars at their
+    last frame (loracourse.progress), report; return the device."""
     set_seed(seed)
     torch.set_num_threads(cpu_threads())
+    save_library_bars()
     device = pick_device()
-    threads = f"no GPU found: {torch.get_num_threads()} CPU threads"
+    n = torch.get_num_threads()
+    threads = f"no GPU found: {n} CPU thread{'s' if n > 1 else ''}"
     where = torch.cuda.get_device_name(0) if device == "cuda" else threads
     grading = " · graded by nbgrader" if os.environ.get("NBGRADER_EXECUTION") else ""
     print(f"{versions()}\ndevice: {device} ({where}) · seed {seed}{grading}")

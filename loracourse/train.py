@@ -11,7 +11,6 @@ The loss and the score look at the answer tokens only (the prompt's labels are I
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from torch import nn
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
 from .corpus import DATA_DIR
+from .progress import progress
 
 IGNORE = -100  # label value that the loss (and exact match) skips: transformers' convention
 
@@ -98,31 +98,6 @@ def batch_indices(n: int, batch_size: int, max_steps: int, seed: int) -> list[li
     while len(order) < max_steps * batch_size:
         order += torch.randperm(n, generator=generator).tolist()
     return [order[i * batch_size : (i + 1) * batch_size] for i in range(max_steps)]
-
-
-def progress(iterable: Iterable, desc: str, total: int | None = None, enabled: bool = True) -> Iterator:
-    """tqdm.auto's bar over `iterable`; in a notebook, its saved text form ends at 100 %, not at 0 %.
-
-    tqdm's notebook widget saves the text of its first frame ("0%| | 0/100") as the output's text form,
-    which is what a headless run (papermill) or a text viewer shows. So the widget is displayed with a
-    display id, and that display is updated once the loop ends (tqdm has no option for it).
-    """
-    from tqdm.auto import tqdm
-    from tqdm.notebook import tqdm as notebook_tqdm
-
-    in_notebook = enabled and issubclass(tqdm, notebook_tqdm)
-    bar = tqdm(iterable, desc=desc, total=total, disable=not enabled, **({"display": False} if in_notebook else {}))
-    handle = None
-    if in_notebook:
-        from IPython.display import display
-
-        handle = display(bar.container, display_id=True)
-    try:
-        yield from bar
-    finally:
-        bar.close()
-        if handle is not None:
-            handle.update(bar.container)
 
 
 def train_lora(

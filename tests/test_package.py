@@ -99,7 +99,7 @@ def test_importing_the_package_changes_nothing_global():
         "import torch, matplotlib, logging; s = torch.random.get_rng_state().clone(); "
         "rc = dict(matplotlib.rcParams); lv = logging.getLogger().level; "
         "import loracourse, loracourse.env, loracourse.lora, loracourse.models, loracourse.plots, "
-        "loracourse.twins, loracourse.train, loracourse.testing; "
+        "loracourse.twins, loracourse.train, loracourse.testing, loracourse.progress; "
         "assert torch.equal(s, torch.random.get_rng_state()); assert rc == dict(matplotlib.rcParams); "
         "assert lv == logging.getLogger().level"
     )
