@@ -284,8 +284,13 @@ def test_graded_cells_write_nothing_to_stderr(executed, lesson):
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_progress_bars_end_full_in_the_saved_notebook(executed, lesson):
     """Every progress bar (the course's and transformers' own) is saved at 100 %, not as its first frame."""
-    bars = [o.data["text/plain"] for c in executed[lesson].notebook.cells if c.cell_type == "code" for o in c.outputs
-            if "application/vnd.jupyter.widget-view+json" in o.get("data", {}) and "%|" in o.data["text/plain"]]
+    bars = [
+        o.data["text/plain"]
+        for c in executed[lesson].notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {}) and "%|" in o.data["text/plain"]
+    ]
     assert bars and all("100%" in bar for bar in bars), bars
 
 
