@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .errors import ModelChoiceError
+
 TINY_DIR = Path(__file__).resolve().parent / "assets" / "tiny-llama"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")  # "org/name", as on the hub
 
@@ -39,7 +41,29 @@ def resolve_model(model_name_or_path: str) -> str:
         return str(Path(name).expanduser())
     if HUB_ID.match(name) and not name.startswith((".", "/", "~")):
         return name
-    raise ValueError(
+    raise ModelChoiceError(
         f"model_name_or_path={model_name_or_path!r} is neither a local folder nor a Hugging Face hub id "
         f"like 'meta-llama/Llama-2-7b-hf'. Use 'tiny' (the default) for the course's offline model."
     )
+
+
+CAUSAL_LM_CLASSES = ("ForCausalLM", "LMHeadModel")  # how transformers names the classes that generate text
+
+
+def require_causal_lm(path: str) -> str:
+    """`path` if its config describes a model that generates text (a causal LM), else one clear ModelChoiceError.
+
+    Reads only config.json. transformers would load an encoder such as BERT with AutoModelForCausalLM all the same
+    (as a decoder it was never trained to be), so the check reads the architectures the checkpoint was saved as.
+    """
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    architectures = config.architectures or []
+    if config.is_encoder_decoder or not any(a.endswith(CAUSAL_LM_CLASSES) for a in architectures):
+        saved_as = ", ".join(architectures) or f"a {config.model_type} model"
+        raise ModelChoiceError(
+            f"{path} holds {saved_as}, not a causal language model: this lesson fine-tunes a model that generates "
+            f"text. Use 'tiny' (the default) or a decoder such as meta-llama/Llama-2-7b-hf."
+        )
+    return path

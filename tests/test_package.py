@@ -197,3 +197,38 @@ def test_cpu_threads_leave_room_for_another_job(monkeypatch, omp, cores, expecte
     monkeypatch.setenv("OMP_NUM_THREADS", omp)
     monkeypatch.setattr(env.os, "sched_getaffinity", lambda pid: set(range(cores)))
     assert env.cpu_threads() == expected
+
+
+def test_require_causal_lm_passes_decoders_and_names_the_problem_with_encoders():
+    from loracourse.errors import ModelChoiceError
+    from loracourse.models import require_causal_lm
+
+    assert require_causal_lm(resolve_model("tiny")) == resolve_model("tiny")
+    with pytest.raises(ModelChoiceError, match="BertModel, not a causal language model.*'tiny'") as err:
+        require_causal_lm(resolve_model("minilm"))
+    assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.slow
+def test_course_errors_show_as_one_line_in_a_notebook(tmp_path):
+    """In a kernel, a CourseError renders as its one line (IPython's _render_traceback_), no library frames."""
+    import nbformat
+    from papermill import execute_notebook
+    from papermill.exceptions import PapermillExecutionError
+
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "from loracourse.models import require_causal_lm, resolve_model\n"
+                "require_causal_lm(resolve_model('minilm'))"
+            )
+        ]
+    )
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    with pytest.raises(PapermillExecutionError):
+        execute_notebook(
+            str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False
+        )
+    error = nbformat.read(tmp_path / "out.ipynb", 4).cells[-1].outputs[-1]
+    assert error.ename == "ModelChoiceError" and len(error.traceback) == 1, error.traceback
+    assert error.traceback[0].startswith("ModelChoiceError: ") and "not a causal language model" in error.traceback[0]
