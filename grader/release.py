@@ -15,26 +15,27 @@ from pathlib import Path
 from grader.course import Course, add_course_arguments, course_from_arguments, nbgrader
 
 
-def generate(course: Course, dest: Path, db: Path, log: Path) -> list[str]:
-    """Write the student copy of every lesson under dest/<lesson>/ and record it in db.
+def generate(course: Course, dest: Path, db: Path, log: Path, lesson: str = "*") -> list[str]:
+    """Write the student copy of every lesson (or of one) under dest/<lesson>/ and record it in db.
 
     One nbgrader call for all lessons (each call costs seconds of start-up); returns the lessons
     whose student copy is missing afterwards (nbgrader removes what it failed to generate).
     """
     nbgrader(
-        course, "generate_assignment", "*", "--force", f"--CourseDirectory.release_directory={dest}", db=db, log=log
+        course, "generate_assignment", lesson, "--force", f"--CourseDirectory.release_directory={dest}", db=db, log=log
     )
-    return [lesson for lesson in course.lessons() if not (dest / lesson / f"{lesson}.ipynb").is_file()]
+    lessons = course.lessons() if lesson == "*" else [lesson]
+    return [name for name in lessons if not (dest / name / f"{name}.ipynb").is_file()]
 
 
-def release(course: Course, dest: Path) -> list[str]:
-    """Release every lesson of the course into dest; return the lessons that failed."""
+def release(course: Course, dest: Path, lesson: str = "*") -> list[str]:
+    """Release every lesson of the course (or one) into dest; return the lessons that failed."""
     log = course.build / "release.log"
     log.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
-        failed = generate(course, dest, Path(tmp) / "gradebook.db", log)
-    for lesson in course.lessons():
-        print(f"  {lesson:<32} {'FAILED (see ' + str(log) + ')' if lesson in failed else 'ok'}", flush=True)
+        failed = generate(course, dest, Path(tmp) / "gradebook.db", log, lesson)
+    for name in course.lessons() if lesson == "*" else [lesson]:
+        print(f"  {name:<32} {'FAILED (see ' + str(log) + ')' if name in failed else 'ok'}", flush=True)
     return failed
 
 
@@ -50,14 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader.release", description=__doc__.splitlines()[0])
     add_course_arguments(parser)
     parser.add_argument("--dest", type=Path, default=None, help="release folder (default: <root>/notebooks)")
+    parser.add_argument("--lesson", default="*", help="release this lesson only (default: every lesson)")
     args = parser.parse_args(argv)
     course = course_from_arguments(args)
     dest = (args.dest or course.notebooks).resolve()
-    if not course.lessons():
-        print(f"release: no lessons in {course.solutions} (expected <lesson>/<lesson>.ipynb)", file=sys.stderr)
+    if not course.lessons() or args.lesson not in ("*", *course.lessons()):
+        what = f"no lesson {args.lesson!r}" if course.lessons() else "no lessons"
+        print(f"release: {what} in {course.solutions} (expected <lesson>/<lesson>.ipynb)", file=sys.stderr)
         return 1
-    print(f"Releasing {len(course.lessons())} lesson(s) from {course.solutions} into {dest}", flush=True)
-    failed = release(course, dest)
+    count = len(course.lessons()) if args.lesson == "*" else 1
+    print(f"Releasing {count} lesson(s) from {course.solutions} into {dest}", flush=True)
+    failed = release(course, dest, args.lesson)
     for name in stale_folders(course, dest):
         print(f"  warning: {dest / name} has no source in solutions/ any more; remove it by hand", flush=True)
     return 1 if failed else 0

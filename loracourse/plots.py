@@ -19,6 +19,18 @@ def plot_loss(losses: Sequence[float], title: str = "LoRA fine-tuning") -> Figur
     return fig
 
 
+def plot_losses(curves: dict[str, Sequence[float]], title: str = "LoRA fine-tuning") -> Figure:
+    """Several training-loss curves in one figure, one per label (a sweep), log scale."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for label, losses in curves.items():
+        ax.semilogy(range(1, len(losses) + 1), losses, lw=1.2, label=label)
+    ax.set(xlabel="step", ylabel="cross-entropy loss (nats/token)", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
 def plot_singular_values(matrices: dict[str, torch.Tensor], rank: int | None = None) -> Figure:
     """Singular values (largest first, log scale) of each matrix; a dashed line at `rank`."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
