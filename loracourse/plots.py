@@ -54,3 +54,34 @@ def plot_before_after(scores: dict[str, float], title: str = "Held-out exact mat
     ax.set(ylabel="exact match (%)", ylim=(0, 105), title=title)
     fig.tight_layout()
     return fig
+
+
+def plot_sweep(panels: dict[str, dict[str, Sequence[float]]], title: str = "LoRA sweep") -> Figure:
+    """One panel per scheme (outer key), one loss curve per setting (inner key), log scale, shared y. Lesson 2."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.4), sharey=True, squeeze=False)
+    for ax, (panel, curves) in zip(axes[0], panels.items(), strict=True):
+        for label, losses in curves.items():
+            ax.semilogy(range(1, len(losses) + 1), losses, lw=1.2, label=label)
+        ax.set(xlabel="step", title=panel)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("cross-entropy loss (nats/token)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_continued(
+    first: Sequence[float], continued: dict[str, Sequence[float]], title: str = "Training on after a change"
+) -> Figure:
+    """A first run's loss curve, then one curve per way of training on from its end, a dashed line between. Lesson 2."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.semilogy(range(1, len(first) + 1), first, lw=1.2, c="grey", label="first run")
+    for label, losses in continued.items():
+        ax.semilogy(range(len(first) + 1, len(first) + len(losses) + 1), losses, lw=1.2, label=label)
+    ax.axvline(len(first) + 0.5, ls="--", c="grey", lw=1)
+    ax.set(xlabel="step", ylabel="cross-entropy loss (nats/token)", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
