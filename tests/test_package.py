@@ -99,7 +99,8 @@ def test_importing_the_package_changes_nothing_global():
         "import torch, matplotlib, logging; s = torch.random.get_rng_state().clone(); "
         "rc = dict(matplotlib.rcParams); lv = logging.getLogger().level; "
         "import loracourse, loracourse.env, loracourse.lora, loracourse.models, loracourse.plots, "
-        "loracourse.twins, loracourse.train, loracourse.testing, loracourse.progress; "
+        "loracourse.twins, loracourse.train, loracourse.testing, loracourse.progress, loracourse.errors, "
+        "loracourse.configs, loracourse.sweep, loracourse.memory, loracourse.quant; "
         "assert torch.equal(s, torch.random.get_rng_state()); assert rc == dict(matplotlib.rcParams); "
         "assert lv == logging.getLogger().level"
     )
