@@ -45,7 +45,8 @@ from grader.workspace import WORKSPACE, workspace_notebooks
 
 Versions = tuple[NotebookNode, NotebookNode]  # a lesson as recorded in the gradebook, and as released
 LEARNER = "learner"  # the student id of the throwaway gradebook
-MESSAGE_LINES = 8  # a failure's message is shown up to this many lines
+MESSAGE_LINES = 8  # a failure's message is shown up to this many lines,
+LINE_CHARS = 600  # each up to this many characters: an assert's message ends with what the notebook gave
 
 
 class CheckError(Exception):
@@ -201,9 +202,11 @@ def failure_reason(cell: NotebookNode | None, hidden: list[str]) -> str:
     if cell is None:
         return "missing from the notebook"
     for out in cell.outputs:
+        if out.output_type == "error" and out.ename == "NotImplementedError" and not out.evalue.strip():
+            return "not answered yet: the exercise's answer cell still raises NotImplementedError"
         if out.output_type == "error":
             message = redact(error_summary(out.ename, out.evalue), hidden).strip().split("\n")
-            return "\n".join(line[:200] for line in message[:MESSAGE_LINES])
+            return "\n".join(line[:LINE_CHARS] for line in message[:MESSAGE_LINES])
         if out.output_type == "stream" and out.name == "stderr":
             first = redact(out.text, hidden).strip().split("\n")[0][:160]
             return f"wrote to stderr, which nbgrader scores 0: {first}"

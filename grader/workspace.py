@@ -47,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     add_course_arguments(parser)
     args = parser.parse_args(argv)
     lines = sync(course_from_arguments(args), args.workspace.resolve())
-    print(f"Your notebooks are in {args.workspace}/ (yours to edit; `make check` grades them)")
+    grades = (
+        "`make check`"
+        if args.workspace.resolve() == WORKSPACE
+        else f"`python -m grader.check --workspace {args.workspace}`"
+    )
+    print(f"Your notebooks are in {args.workspace}/ (yours to edit; {grades} grades them)")
     print("\n".join(lines) if lines else "  every lesson already has your copy")
     return 0
 

@@ -339,6 +339,8 @@ def test_check_agrees_with_autograde(graded, student):
     assert not [line for line in hidden_lines(graded.course, LESSON) if line in done.stdout]
     if student == "missing":
         assert "missing from the notebook" in done.stdout
+    if student == "untouched":
+        assert done.stdout.count("not answered yet") == len(expected), done.stdout
 
 
 @pytest.mark.slow
