@@ -1,13 +1,22 @@
-"""Unit tests of lesson 2's helpers: loracourse.configs (reading what a LoraConfig did), loracourse.sweep, plots."""
+"""Unit tests of lesson 2's helpers: loracourse.configs (reading what a LoraConfig did), loracourse.sweep, plots.
+
+At the end, lesson 2's visible tests against plausible mistakes besides the one tests/lessons/ holds per exercise.
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import nbformat
 import pytest
 import torch
 from matplotlib.figure import Figure
 from peft import LoraConfig, get_peft_model
+from peft.tuners.tuners_utils import BaseTuner
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from grader.hidden import split_hidden
 from loracourse.configs import (
     lora_layers,
     require_llama_layout,
@@ -131,3 +140,65 @@ def test_check_ranks_names_the_problem_in_one_line(ranks):
     with pytest.raises(SweepChoiceError, match="expected a list of ranks from 1 to the hidden size 128") as err:
         check_ranks(ranks, hidden_size=128)
     assert "\n" not in str(err.value) and err.value._render_traceback_() == [f"SweepChoiceError: {err.value}"]
+
+
+# -- lesson 2's visible tests ------------------------------------------------------------------------------------
+
+LESSON_2 = Path(__file__).resolve().parents[1] / "solutions" / "02-lora-config" / "02-lora-config.ipynb"
+NOTEBOOK_NAMES = """
+import math
+from peft import LoraConfig, get_peft_model
+from torch import nn
+from loracourse.configs import lora_layers, toy_llama, try_config
+from loracourse.twins import build_twin
+"""
+ALPHA = "def alpha_for_rank(r_old, alpha_old, r_new, use_rslora=False):\n    "
+COUNT = "def count_trainable(model, target_modules, r, bias='none', modules_to_save=None, use_dora=False):\n    "
+FIELDS = "r=r, target_modules=target_modules, bias=bias, modules_to_save=modules_to_save, use_dora=use_dora"
+LORA_ONLY_AS_ALL = """count = 0
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and any(name == t or name.endswith("." + t) for t in target_modules):
+            count += r * (module.in_features + module.out_features) + (module.out_features if use_dora else 0)
+        if any(name.endswith(m) for m in modules_to_save or []):
+            count += sum(p.numel() for p in module.parameters())
+    if bias != "none":  # "lora_only" counted like "all"
+        count += sum(p.numel() for name, p in model.named_parameters() if name.endswith("bias"))
+    return count"""
+RSLORA = "alpha_old * math.sqrt(r_new / r_old) if use_rslora else "
+OTHER_MISTAKES = {  # name: (the exercise, the wrong answer, what the visible tests' message says)
+    "alpha with //": ("alpha_for_rank", ALPHA + "return " + RSLORA + "alpha_old * r_new // r_old", "got int 64"),
+    "alpha rounded": ("alpha_for_rank", ALPHA + "return " + RSLORA + "round(alpha_old * r_new / r_old)", "got int 64"),
+    "count by try_config": (
+        "count_trainable",
+        COUNT + f"return try_config(model, LoraConfig({FIELDS})).trainable",
+        "predict the count without wrapping",
+    ),
+    "count by an alias of get_peft_model, errors swallowed": (
+        "count_trainable",
+        "from peft import get_peft_model as wrap\n"
+        + COUNT
+        + f"try:\n        return wrap(model, LoraConfig({FIELDS})).get_nb_trainable_parameters()[0]\n"
+        + "    except AssertionError:\n        return 0",
+        "predict the count without wrapping",
+    ),
+    "lora_only counted as all": ("count_trainable", COUNT + LORA_ONLY_AS_ALL, "'bias': 'lora_only'}: expected PEFT's"),
+}
+
+
+def visible_tests(grade_id: str) -> str:
+    """The released part of one of lesson 2's test cells (its hidden tests cut)."""
+    nb = nbformat.read(LESSON_2, as_version=4)
+    source = next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    return "\n".join(split_hidden(source, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")[0])
+
+
+@pytest.mark.parametrize("mistake", list(OTHER_MISTAKES))
+def test_lesson_2_visible_tests_catch_other_mistakes(mistake):
+    """Integer division, rounding, wrapping the model (however PEFT is reached), lora_only counted like all."""
+    exercise, answer, message = OTHER_MISTAKES[mistake]
+    inject = BaseTuner.inject_adapter
+    namespace: dict = {}
+    exec(NOTEBOOK_NAMES + answer, namespace)
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        exec(visible_tests(f"{exercise}_tests"), namespace)
+    assert BaseTuner.inject_adapter is inject, "the test cell puts PEFT's inject_adapter back"

@@ -98,17 +98,25 @@ def check_claims(values: dict) -> None:
     assert v["trained_score"] == v["score_after"], "2.8: held_out scores exact match as exact_match does"
     assert v["edit_change"] == 0.0, f"2.8: the config edit changes no logit, got {v['edit_change']}"
     assert v["reload_change"] > 1.0, f"2.8: the reloaded adapter's logits moved, by {v['reload_change']}"
-    assert v["score_edited"] >= 0.9, f"2.8: 'the labels mostly survive the doubling': {v['score_edited']}"
-    assert v["edited_loss"] != v["trained_loss"], "2.8: the held-out loss moved with the reload"
+    edited, trained = v["score_edited"], v["trained_score"]
+    assert 0.9 <= edited <= trained, f"2.8: 'the exact match stays at or near the trained one': {trained} -> {edited}"
+    assert v["edited_loss"] > v["trained_loss"], (
+        f"2.8: 'the held-out loss rose': {v['trained_loss']} -> {v['edited_loss']}"
+    )
     assert v["rescaled_change"] == 0.0 and v["set_scale_change"] == 0.0, "2.8: x0.5 undoes the edit exactly"
     # 2.8: the dial: x0 is the base (0 %), x1 the trained adapter
     scores = dict(zip(v["multipliers"], v["dial_scores"], strict=True))
     assert scores[0.0] == v["score_before"] and scores[1.0] == v["score_after"], f"2.8: the dial {scores}"
     assert scores[0.0] < scores[0.25] < scores[0.5] <= scores[1.0], f"2.8: the score grows along the dial: {scores}"
-    # 2.9: x1 goes on falling; the first loss after a jump grows with the jump; jumped runs do not catch up
+    # 2.9: x1 restarts near where the first run stopped and ends below it; the first loss after a jump grows with
+    # the jump, far above x1's; jumped runs do not catch up
     x1, x2, x8 = (v["continued"][f"scale x{f}"] for f in (1, 2, 8))
+    stopped = v["losses"][-1]
+    assert abs(x1[0] - stopped) < 0.25 * (x2[0] - stopped), (
+        f"2.9: x1's first loss {x1[0]} 'lands near' the last one before, {stopped}, next to x2's jump to {x2[0]}"
+    )
     assert x1[0] < x2[0] < x8[0], f"2.9: first losses after the jump {x1[0]}, {x2[0]}, {x8[0]} should grow"
-    assert x1[-1] < v["losses"][-1], f"2.9: at x1 the loss goes on falling, from {v['losses'][-1]} to {x1[-1]}"
+    assert x1[-1] < stopped, f"2.9: x1's last loss {x1[-1]} 'is below where the first run stopped', {stopped}"
     assert x2[-1] > x1[-1] and x8[-1] > x1[-1], f"2.9: jumped runs end above x1: {x1[-1]}, {x2[-1]}, {x8[-1]}"
     assert v["continued_scores"][2] < v["continued_scores"][0], f"2.9: x8 scores below x1: {v['continued_scores']}"
     # 2.10: identical runs where rank and scale coincide; the trends of each scheme
