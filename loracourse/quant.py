@@ -6,15 +6,20 @@ functions that need it, and a quantization this machine cannot run stops a lesso
 
     require_quantization("int8", "cpu")             # nothing, or one line that names the problem and the fix
     model = AutoModelForCausalLM.from_pretrained(path, **load_kwargs("int8", "cpu"))
+
+nonfinite_casts serves the lesson's tests: it catches a NaN cast to int8, which this CPU silently turns into 0.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from .errors import QuantizationUnavailable
 
@@ -22,6 +27,7 @@ from .errors import QuantizationUnavailable
 # double quantization (the absmax values themselves quantized to 8 bits), the recipe of the QLoRA paper.
 PRECISIONS = ("fp32", "bf16", "int8", "nf4", "nf4-dq")
 QUANTIZED = ("int8", "nf4", "nf4-dq")
+T = TypeVar("T")
 
 
 def _bnb_version() -> str | None:
@@ -109,3 +115,32 @@ def int8_weight_and_scales(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor
     if scales is None:
         raise ValueError("this Linear8bitLt holds no int8 weights yet (it quantizes when moved to a device)")
     return layer.weight.data, scales
+
+
+class _NonfiniteCasts(TorchDispatchMode):
+    """Counts the NaN and infinite values that reach an op returning an integer tensor (a cast to int8, say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if any(not (t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool) for t in outputs):
+            for t in tree_flatten((args, kwargs))[0]:
+                if isinstance(t, torch.Tensor) and t.dtype.is_floating_point:
+                    self.count += int((~torch.isfinite(t)).sum())
+        return out
+
+
+def nonfinite_casts(fn: Callable[..., T], *args: Any) -> tuple[T, int]:
+    """fn(*args), and how many NaN or infinite values it converted to an integer dtype on the way.
+
+    Lesson 3's absmax test uses it: converting NaN or inf to int8 is undefined (this CPU gives 0, other hardware
+    need not), so a quantizer that divides a row of zeros by its zero scale can look right on one machine only.
+    NaN computed and then discarded (torch.where, nan_to_num) is not counted: only what reaches an integer result.
+    """
+    with _NonfiniteCasts() as mode:
+        result = fn(*args)
+    return result, mode.count

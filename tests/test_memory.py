@@ -95,6 +95,37 @@ def test_int8_weight_and_scales_of_an_unquantized_layer():
         quant.int8_weight_and_scales(bnb.nn.Linear8bitLt(4, 4, has_fp16_weights=False))
 
 
+# -- casts of NaN to int8 (lesson 3's absmax test) ------------------------------------------------------------
+
+
+def _divides_by_zero(w: torch.Tensor) -> torch.Tensor:
+    return torch.round(127 * w / w.abs().amax(dim=1, keepdim=True)).to(torch.int8)  # 0 / 0 on a row of zeros
+
+
+def _guards_the_zero_row(w: torch.Tensor) -> torch.Tensor:
+    scales = w.abs().amax(dim=1, keepdim=True)
+    return torch.round(torch.where(scales > 0, 127 * w / scales, 0.0)).to(torch.int8)  # NaN computed, discarded
+
+
+@pytest.mark.parametrize(
+    "fn, expected",
+    [
+        (_divides_by_zero, 2),
+        (lambda w: _divides_by_zero(w).float(), 2),  # the NaN reached int8 on the way
+        (lambda w: torch.round(127 * w / w.abs().amax(dim=1, keepdim=True)).char(), 2),
+        (_guards_the_zero_row, 0),
+        (lambda w: torch.nan_to_num(127 * w / w.abs().amax(dim=1, keepdim=True)).round().to(torch.int8), 0),
+        (lambda w: (w / w.abs().amax(dim=1, keepdim=True)).isnan(), 0),  # a bool result is no cast
+    ],
+    ids=["to(int8)", "through int8", "char()", "where", "nan_to_num", "isnan"],
+)
+def test_nonfinite_casts_counts_what_reaches_an_integer_dtype(fn, expected):
+    weight = torch.tensor([[0.0, 0.0], [3.0, -1.5]])
+    result, casts = quant.nonfinite_casts(fn, weight)
+    assert casts == expected
+    assert torch.equal(result, fn(weight))  # the function's own result, unchanged
+
+
 # -- the quantization check -----------------------------------------------------------------------------------
 
 
