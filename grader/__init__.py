@@ -8,6 +8,7 @@ makes the learner's copies. The Makefile calls them all.
 """
 
 import os
+import secrets
 
 from jupyter_core.paths import jupyter_runtime_dir
 
@@ -21,9 +22,15 @@ def kernel_config() -> dict[str, str]:
     Over TCP, ipykernel rightly warns that code and outputs travel unencrypted; jupyter_client supports IPC on
     POSIX systems only. The socket files need an absolute path (a kernel runs in its notebook's folder, its client
     elsewhere), in Jupyter's runtime folder, which is made here if this machine never ran Jupyter.
+
+    The path is new on every call. jupyter_client names a kernel's sockets PATH-1, PATH-2, ... taking the first
+    numbers whose files do not exist yet, so two processes that start kernels at the same moment with one PATH
+    (two `make check`s, parallel grading) bind the same files, and each client then talks to the other's kernel
+    ("Invalid Signature", a kernel aborting in zmq at shutdown). A kernel started without an `ip` is no better:
+    jupyter_client then uses the relative path "kernel-ipc" for every kernel.
     """
     if os.name != "posix":
         return {}
     runtime = jupyter_runtime_dir()
     os.makedirs(runtime, exist_ok=True)
-    return {"transport": "ipc", "ip": os.path.join(runtime, "loracourse-kernel")}
+    return {"transport": "ipc", "ip": os.path.join(runtime, f"loracourse-{os.getpid()}-{secrets.token_hex(4)}")}

@@ -352,6 +352,32 @@ def test_check_prints_what_was_expected_and_what_the_notebook_gave(graded):
 
 
 @pytest.mark.slow
+def test_checks_at_the_same_moment_keep_to_their_own_kernels(graded):
+    """Three checks started together each grade their own notebook, with nothing on stderr.
+
+    With one socket path for every kernel, kernels started at the same moment bound the same files: clients
+    read each other's messages ("Invalid Signature") and a kernel could abort in zmq as it shut down.
+    """
+    students = ("solution", "wrong", "solution")
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "grader.check", str(graded.submissions / s / LESSON / f"{LESSON}.ipynb")]
+            + ["--root", str(FIXTURE)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in students
+    ]
+    done = [run.communicate(timeout=600) for run in runs]
+    for student, run, (out, err) in zip(students, runs, done, strict=True):
+        assert run.returncode == 0 and err == "", out + err
+        scores = {g.grade_id: g.score for g in graded.grades(student)}
+        assert f"Total: {sum(scores.values())} / " in out, out
+
+
+@pytest.mark.slow
 def test_check_without_a_notebook_grades_the_workspace(graded, tmp_path):
     """`make check` alone grades every lesson in work/ (the learner's copies that `make lab` makes)."""
     work = tmp_path / "work"
