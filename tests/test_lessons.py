@@ -22,11 +22,13 @@ import copy
 import importlib.util
 import json
 import logging
+import multiprocessing
 import os
 import re
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +42,7 @@ from grader.grade import GradingDirs
 from grader.gradebook import CellGrade, cell_grades
 from grader.hidden import split_hidden
 from grader.parameters import INJECTED_TAG
-from grader.run import autograde, execute
+from grader.run import Result, autograde, execute
 from loracourse.env import cpu_threads
 from tests import lessons as lesson_modules
 from tests.pages import hidden_lines, page_text
@@ -227,19 +229,41 @@ def recorded_values(nb: nbformat.NotebookNode) -> dict:
     return json.loads(text.split(CLAIMS_MARK, 1)[1]) if CLAIMS_MARK in text else {}
 
 
+def execute_quietly(source: Path, out: Path, threads: int) -> Result:
+    """`grader.run.execute` in a worker process whose kernels use `threads` torch threads (loracourse.env reads it)."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    return execute(source, out, progress=False)
+
+
+def execute_side_by_side(jobs: list[tuple[Path, Path]]) -> list[Result]:
+    """Execute the lessons as many at a time as there are cores, each kernel with its share of them.
+
+    A lesson is mostly single-threaded (imports, tokenizing, papermill's bookkeeping), so two lessons side by side,
+    one torch thread each, finish well before two one after the other (loracourse.env.cpu_threads has the figures).
+    Worker processes are spawned, not forked: the suite has torch and its thread pools loaded already.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = max(1, min(len(jobs), cores))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = [pool.submit(execute_quietly, source, out, max(1, cores // workers)) for source, out in jobs]
+        return [run.result() for run in runs]
+
+
 @pytest.fixture(scope="session")
 def executed(tmp_path_factory, lesson_seconds) -> dict[str, Executed]:
     """Every lesson executed once on its defaults (plus the claims cell) and autograded as executed."""
     tmp = tmp_path_factory.mktemp("executed")
-    results = []
+    jobs = []
     for lesson in LESSONS:
         nb = read(lesson)
         nb.cells.append(claims_cell(tuple(module(lesson).RECORDED)))
         source = tmp / "sources" / lesson / f"{lesson}.ipynb"
         source.parent.mkdir(parents=True)
         nbformat.write(nb, source)
-        results.append(execute(source, tmp / "executed" / lesson / f"{lesson}.ipynb"))
-        lesson_seconds[lesson]["papermill run"] = results[-1].seconds
+        jobs.append((source, tmp / "executed" / lesson / f"{lesson}.ipynb"))
+    results = execute_side_by_side(jobs)
+    for result in results:
+        lesson_seconds[result.name]["papermill run"] = result.seconds
     autograde(COURSE, results, tmp / "executed", tmp / "run")
     out = {}
     for result in results:
