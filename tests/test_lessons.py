@@ -245,7 +245,8 @@ def execute_side_by_side(jobs: list[tuple[Path, Path]]) -> list[Result]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = max(1, min(len(jobs), cores))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        runs = [pool.submit(execute_quietly, source, out, max(1, cores // workers)) for source, out in jobs]
+        threads = max(1, cores // max(2, workers))  # half the cores at most, as loracourse.env.cpu_threads gives alone
+        runs = [pool.submit(execute_quietly, source, out, threads) for source, out in jobs]
         return [run.result() for run in runs]
 
 
