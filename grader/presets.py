@@ -28,7 +28,7 @@ def for_lesson(preset: dict[str, object], notebook: Path) -> dict[str, object]:
 
 
 def model_problem(model: str) -> str:
-    """"" when `model` can be loaded here (tiny, minilm, a folder, a hub id the hub or its cache answers), else one
+    """Empty when `model` can be loaded here (tiny, minilm, a folder, a hub id the hub or its cache answers), else one
     line that says why. A hub id is tried with huggingface_hub (config.json only): offline, it answers from the
     cache or fails at once."""
     from loracourse.errors import ModelChoiceError
