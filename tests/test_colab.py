@@ -146,7 +146,8 @@ def test_a_notebook_saved_by_colab_grades_the_same(tmp_path):
 
 def pip_freeze(python: Path) -> dict[str, str]:
     out = subprocess.run([str(python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True)
-    return dict(line.split("==", 1) for line in out.stdout.splitlines() if "==" in line)
+    pins = [re.split(r"==| @ ", line, maxsplit=1) for line in out.stdout.splitlines()]  # "name @ file://" for a wheel
+    return {pin[0]: pin[1] for pin in pins if len(pin) == 2}
 
 
 @pytest.mark.slow
@@ -190,7 +191,7 @@ def test_a_fresh_colab_runtime_runs_lesson_1_from_the_built_wheel(tmp_path):
     changed = {name for name, version in before.items() if after.get(name) != version}
     assert changed <= {"transformers", "peft", "huggingface-hub", "tokenizers", "safetensors"}, changed
     assert after["transformers"] == "5.22.2" and after["peft"] == "0.21.2" and after["bitsandbytes"] == "0.50.2"
-    assert "loracourse" in after
+    assert after["loracourse"].startswith("file://") and after["loracourse"].endswith(wheel.name), "from the wheel"
     executed = nbformat.read(lesson / "executed.ipynb", as_version=4)
     setup_out = "".join(o.get("text", "") for o in sc.setup_cell(executed).outputs)
     assert re.search(r"transformers 5\.22\.2 · peft 0\.21\.2", setup_out), setup_out
