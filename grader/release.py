@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from grader.colab import add_badges
 from grader.course import Course, add_course_arguments, course_from_arguments, nbgrader
 
 
@@ -34,6 +35,7 @@ def release(course: Course, dest: Path, lesson: str = "*") -> list[str]:
     log.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         failed = generate(course, dest, Path(tmp) / "gradebook.db", log, lesson)
+    add_badges(course, dest, course.lessons() if lesson == "*" else [lesson])  # grader/colab.py
     for name in course.lessons() if lesson == "*" else [lesson]:
         print(f"  {name:<32} {'FAILED (see ' + str(log) + ')' if name in failed else 'ok'}", flush=True)
     return failed

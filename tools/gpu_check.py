@@ -1,15 +1,21 @@
 """The course's GPU check: what a GPU user runs, measured. Needs CUDA; downloads nothing.
 
-    python tools/gpu_check.py [--skip-7b] [--out build/gpu-check.json]
+    make gpu-check      (python -m tools.gpu_check [--skip-7b] [--out build/gpu-check.json])
+
+Without CUDA it prints one line with "skipped" and exits 0, so that CI stays green. On a GPU it measures:
 
 1. tiny8bit: the tiny model loaded in 8-bit (`quantization_config=BitsAndBytesConfig(load_in_8bit=True)`),
    prepared with `prepare_model_for_kbit_training`, LoRA-trained for a few steps on the GPU.
 2. lesson1-tiny: lesson 1's solution notebook executed by papermill on the GPU, with its defaults.
+   Then every lesson of solutions/ executed on the GPU with the tiny model (lessons-tiny).
 3. llama2-7b-8bit: a model with Llama-2-7b's exact architecture (random weights, saved to a local folder with
-   the tiny tokenizer, since nothing can be downloaded) loaded in 8-bit with from_pretrained, wrapped with the
-   tutorial's LoraConfig, one training step: load time, memory footprint, peak GPU memory, step time.
-4. lesson1-7b: lesson 1 again, papermill -p model_name_or_path <that 7B folder> (bf16 on the GPU).
-Results go to --out as JSON and to stdout.
+   the tiny tokenizer, since nothing can be downloaded) loaded in 8-bit with from_pretrained: load time and
+   memory footprint, against the exact int8 figure from the twin (expected_int8_bytes); wrapped with the
+   tutorial's LoraConfig (r=8, q_proj and v_proj), training steps at the T4 preset's batch and sequence length
+   (grader/presets.toml): step time and peak GPU memory.
+4. llama2-7b-merged: the same model in bf16, LoRA merged (merge_and_unload) against the base: forward latency.
+5. lesson1-7b: lesson 1 again, papermill -p model_name_or_path <that 7B folder> (bf16 on the GPU).
+Results go to --out as JSON and to stdout; the README quotes that file.
 
 Needs, besides torch with CUDA: the pins of requirements.txt for transformers (5.22.2), peft (0.21.2) and
 bitsandbytes (0.50.2), plus accelerate, matplotlib and papermill with an ipykernel (it executes the lessons).
@@ -22,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -80,6 +87,28 @@ def tiny_in_8bit() -> dict:
     }
 
 
+def expected_int8_bytes(hub_id: str = "meta-llama/Llama-2-7b-hf") -> dict[str, int]:
+    """Exact bytes of the twin loaded in 8-bit: decoder Linears as int8 (1 byte a weight) plus one fp32 scale per
+    output row, every other parameter 16-bit. `footprint` leaves the scales out, as get_memory_footprint() does."""
+    from loracourse.twins import build_twin
+
+    model = build_twin(hub_id)  # meta device: shapes only
+    int8 = rows = other = 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name != "lm_head":
+            int8 += module.weight.numel()
+            rows += module.out_features
+    other = model.num_parameters() - int8
+    return {"footprint": int8 + 2 * other, "with_scales": int8 + 4 * rows + 2 * other}
+
+
+def t4_preset() -> dict[str, object]:
+    """The T4 preset of grader/presets.toml: the batch and sequence length the 7B training step uses."""
+    from grader.presets import load_presets
+
+    return load_presets()["t4"]
+
+
 def make_llama2_folder(folder: Path) -> float:
     """Save a random-weight model of Llama-2-7b's architecture (bf16) plus the tiny tokenizer; return seconds."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -122,7 +151,8 @@ def llama2_in_8bit(folder: Path) -> dict:
         ),
     )
     trainable, total = model.get_nb_trainable_parameters()
-    batch = torch.randint(0, 600, (4, 256), device="cuda")
+    preset = t4_preset()
+    batch = torch.randint(0, 600, (preset["batch_size"], preset["seq_len"]), device="cuda")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     times = []
     for _ in range(3):
@@ -133,13 +163,17 @@ def llama2_in_8bit(folder: Path) -> dict:
         optimizer.zero_grad()
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
+    expected = expected_int8_bytes()
     result = {
         "load_seconds": round(load_s, 1),
         "footprint_bytes": footprint,
         "footprint_gib": gib(footprint),
+        "expected_footprint_bytes_from_twin": expected["footprint"],
+        "expected_bytes_with_scales_from_twin": expected["with_scales"],
+        "batch_x_seq_len": f"{preset['batch_size']} x {preset['seq_len']} (t4 preset)",
         "trainable": trainable,
         "all_params": total,
-        "train_step_seconds_batch4x256": round(min(times), 3),
+        "train_step_seconds": round(min(times), 3),
         "peak_gpu_gib_during_training": gib(torch.cuda.max_memory_allocated()),
     }
     del model, optimizer
@@ -147,12 +181,54 @@ def llama2_in_8bit(folder: Path) -> dict:
     return result
 
 
-def main() -> None:
+def forward_ms(model: torch.nn.Module, batch: torch.Tensor, repeats: int = 10) -> float:
+    """Median milliseconds of one forward pass (no grad), after a warm-up."""
+    times = []
+    with torch.no_grad():
+        for _ in range(repeats + 1):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model(input_ids=batch)
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+    return round(1000 * sorted(times[1:])[repeats // 2], 2)
+
+
+def merged_vs_base(folder: Path) -> dict:
+    """Forward latency of the 7B model in bf16: base, with an unmerged LoRA (r=8, q and v), merged."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, device_map="cuda")
+    batch = torch.randint(0, 600, (1, 256), device="cuda")
+    result = {"base_ms": forward_ms(model, batch)}
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:  # B = 0 at init: give it values, so that merging changes the weights
+            torch.nn.init.normal_(param, std=0.01)
+    result["unmerged_lora_ms"] = forward_ms(model, batch)
+    model = model.merge_and_unload()
+    result["merged_ms"] = forward_ms(model, batch)
+    del model
+    torch.cuda.empty_cache()
+    return result
+
+
+def every_lesson_tiny(executed: Path) -> dict:
+    """Every lesson of solutions/ executed on the GPU with its defaults (the tiny model)."""
+    lessons = sorted(p for p in (ROOT / "solutions").glob("*/*.ipynb") if p.stem == p.parent.name)
+    return {p.stem: run_lesson(p, executed / f"{p.stem}-tiny.ipynb") for p in lessons}
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "gpu-check.json")
     parser.add_argument("--skip-7b", action="store_true", help="only the tiny-model checks")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/llama2-7b-random"))
     args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print(f"gpu-check: skipped: no CUDA GPU here (torch {torch.__version__}); the GPU figures need one")
+        return 0
     import bitsandbytes
     import peft
     import transformers
@@ -166,11 +242,12 @@ def main() -> None:
     }
     executed = args.out.parent / "gpu-executed"
     executed.mkdir(parents=True, exist_ok=True)
-    steps = [("tiny8bit", tiny_in_8bit), ("lesson1-tiny", lambda: run_lesson(LESSON1, executed / "lesson1-tiny.ipynb"))]
+    steps = [("tiny8bit", tiny_in_8bit), ("lessons-tiny", lambda: every_lesson_tiny(executed))]
     if not args.skip_7b:
         steps += [
             ("make-7b-folder-seconds", lambda: make_llama2_folder(args.folder)),
             ("llama2-7b-8bit", lambda: llama2_in_8bit(args.folder)),
+            ("llama2-7b-merged", lambda: merged_vs_base(args.folder)),
             (
                 "lesson1-7b",
                 lambda: run_lesson(LESSON1, executed / "lesson1-7b.ipynb", model_name_or_path=str(args.folder)),
@@ -185,8 +262,9 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     shutil.rmtree(args.folder, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
     os.environ.setdefault("MPLBACKEND", "Agg")
-    main()
+    sys.exit(main())
