@@ -20,7 +20,7 @@ SUBMISSIONS ?= submissions
 
 .PHONY: help
 help: ## Show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
 
 # The venv: rebuilt when the pins or the package metadata change.
 $(STAMP): requirements.txt pyproject.toml
@@ -36,9 +36,13 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP) ## Create the virtual environment (.venv) from requirements.txt
 
 .PHONY: lab
-lab: $(STAMP) ## Study: copy the lessons you have not started into work/ (yours), open JupyterLab there
+lab: $(STAMP) ## Study: copy the lessons you have not started into work/ (yours), open JupyterLab there (Validate in its toolbar)
 	$(PY) -m grader.workspace
-	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) work
+	$(PY) -m grader.lab
+
+.PHONY: lab-instructor
+lab-instructor: $(STAMP) ## Teach: JupyterLab on the course with nbgrader's formgrader (the lessons, the last make grade run)
+	$(PY) -m grader.lab --instructor
 
 .PHONY: check
 check: $(STAMP) ## Grade your notebooks in work/ as the autograder would (or one: make check NB=path/to/notebook.ipynb)

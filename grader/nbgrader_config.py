@@ -36,9 +36,10 @@ c.KernelManager.update(kernel_config())
 # While grading (autograde and grader.check), each lesson's demo fine-tune runs a few steps only: the
 # tests check functions, not training, and the full run is most of a lesson's time (see
 # grader/parameters.py). The injected cell comes right before execution.
+# By dotted name, as nbgrader accepts them: the formgrader shows this config as JSON, which classes are not.
 c.Autograde.autograde_preprocessors = [
     "grader.parameters.InjectGradingParameters",
-    *Autograde.class_traits()["autograde_preprocessors"].default(),
+    *(f"{cls.__module__}.{cls.__name__}" for cls in Autograde.class_traits()["autograde_preprocessors"].default()),
 ]
 c.InjectGradingParameters.parameters = {"max_steps": 5}
 c.InjectGradingParameters.lesson_parameters = {}  # e.g. {"03-qlora": {"max_steps": 20}}
