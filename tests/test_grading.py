@@ -263,9 +263,9 @@ def test_broken_submissions_do_not_stop_the_others(graded):
 
 @pytest.mark.slow
 def test_report_times_each_graded_submission(graded):
-    """Each graded row ends with the seconds autograde spent on it (the fixture's cells sleep 3 s)."""
+    """Each executed row gives the seconds its execution took (the fixture's cells sleep 3 s); broken has none."""
     seconds = dict(re.findall(rf"^(\w+)\s+{LESSON}\s+[\d.]+ / [\d.]+\s+([\d.]+)", graded.stdout, re.M))
-    assert set(seconds) == set(STUDENTS), graded.stdout  # broken too: the time autograde spent failing on it
+    assert set(seconds) == set(STUDENTS) - {"broken"}, graded.stdout
     assert float(seconds["solution"]) >= 3.0
 
 
