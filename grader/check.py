@@ -197,10 +197,11 @@ def autograde(course: Course, lesson: str, nb: NotebookNode, tmp: Path, config: 
     nbformat.write(nb, submitted / f"{lesson}.ipynb")
     run_converter(GenerateAssignment, config, lesson, force=True, create_assignment=True)
     executed = tmp / "executed" / LEARNER / lesson / f"{lesson}.ipynb"
-    job = Job(
-        LEARNER, lesson, submitted, course.source(lesson).parent, tmp / "work", executed, config.CourseDirectory.db_url
-    )
-    run_job(job, check_settings(), config)
+    release = tmp / "release" / lesson / f"{lesson}.ipynb"
+    source = course.source(lesson).parent
+    job = Job(LEARNER, lesson, submitted, source, tmp / "work", executed, config.CourseDirectory.db_url, release)
+    for event in run_job(job, check_settings(), config).events:
+        print(f"  note: {event}", flush=True)
     config.CourseDirectory.submitted_directory = str(tmp / "executed")
     for name in ("Execute", "ClearOutput", "InjectGradingParameters"):  # scored as executed, as grade does
         config[name].enabled = False

@@ -43,6 +43,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 
 from grader import sandbox
+from grader.restore import restore
 
 MAX_RESTARTS = 3  # kernel deaths one submission may cause before the rest of it is not run
 DEFAULT_CAP_FACTOR = 4  # the per-submission cap, in cell timeouts, when none is given
@@ -322,10 +323,12 @@ class Job:
     work: Path  # the kernel's working folder (the only course folder it can write)
     executed: Path  # where the executed notebook is written
     db_url: str  # the gradebook nbgrader's OverwriteCells restores test cells from (read only here)
+    release: Path  # the released notebook (generate_assignment's output): which cells it must contain
 
 
-def sanitize(nb: NotebookNode, job: Job, config) -> NotebookNode:
-    """nbgrader's own sanitizing (Autograde.sanitize_preprocessors), then the lesson's grading parameters."""
+def sanitize(nb: NotebookNode, job: Job, config) -> tuple[NotebookNode, list[str]]:
+    """Cells restored from the release (grader/restore.py), nbgrader's own sanitizing
+    (Autograde.sanitize_preprocessors), then the lesson's grading parameters; returns what restore did."""
     from nbgrader.converters import Autograde
 
     from grader.parameters import InjectGradingParameters
@@ -333,10 +336,11 @@ def sanitize(nb: NotebookNode, job: Job, config) -> NotebookNode:
     resources = {
         "nbgrader": {"notebook": job.lesson, "assignment": job.lesson, "student": job.student, "db_url": job.db_url}
     }
+    notes = restore(nb, nbformat.read(job.release, as_version=4))
     for cls in Autograde.class_traits()["sanitize_preprocessors"].default():
         nb, resources = cls(config=config).preprocess(nb, resources)
     nb, _ = InjectGradingParameters(config=config).preprocess(nb, resources)
-    return nb
+    return nb, notes
 
 
 def working_copy(job: Job) -> None:
@@ -350,7 +354,7 @@ def run_job(job: Job, settings: Settings, config) -> Executed:
     """Sanitize, execute and save one submission; the executed notebook is always written (0 if it failed)."""
     nb = nbformat.read(job.submitted / f"{job.lesson}.ipynb", as_version=4)
     try:
-        nb = sanitize(nb, job, config)
+        nb, notes = sanitize(nb, job, config)
     except Exception as err:  # nbgrader refused the notebook's metadata: no answer of it can be trusted
         done = Executed(error=f"nbgrader could not sanitize it ({type(err).__name__}: {str(err)[:160]})")
         for cell in nb.cells:
@@ -360,6 +364,7 @@ def run_job(job: Job, settings: Settings, config) -> Executed:
     else:
         working_copy(job)
         done = execute(nb, job.work, settings)
+        done.events[:0] = notes
     job.executed.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, job.executed)
     return done

@@ -142,6 +142,7 @@ def jobs(course: Course, submissions: list[Submission], dirs: GradingDirs) -> li
             dirs.work / sub.student / sub.lesson,
             dirs.executed / sub.student / sub.lesson / f"{sub.lesson}.ipynb",
             db_url(dirs.db),
+            dirs.release / sub.lesson / f"{sub.lesson}.ipynb",
         )
         for sub in submissions
         if not sub.problem

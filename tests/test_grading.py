@@ -271,9 +271,11 @@ def test_report_times_each_graded_submission(graded):
 
 @pytest.mark.slow
 def test_notebook_missing_cells_is_graded_zero_and_listed(graded):
-    """A notebook cut short is graded: its missing test cells score 0 and are named in the report."""
-    assert all(g.score == 0 and g.missing for g in graded.grades("missing"))
-    assert re.search(rf"^missing\s+{LESSON}\s.*missing from the notebook", graded.stdout, re.M)
+    """A notebook cut short is graded: its missing cells are put back from the release, score 0, and are named."""
+    assert all(g.score == 0 and not g.missing for g in graded.grades("missing"))
+    line = re.search(rf"^missing\s+{LESSON}\s.*", graded.stdout, re.M)[0]
+    assert "missing from the notebook, restored from the release: intro_count, count_lora_params," in line
+    assert "no answer found for: count_lora_params, lora_scaling" in line
 
 
 @pytest.mark.slow
@@ -338,8 +340,8 @@ def test_check_agrees_with_autograde(graded, student):
     assert re.search(r"^Total: [\d.]+ / [\d.]+ points", done.stdout, re.M)
     assert not [line for line in hidden_lines(graded.course, LESSON) if line in done.stdout]
     if student == "missing":
-        assert "missing from the notebook" in done.stdout
-    if student == "untouched":
+        assert "missing from the notebook, restored from the release" in done.stdout
+    if student in ("untouched", "missing"):
         assert done.stdout.count("not answered yet") == len(expected), done.stdout
 
 
