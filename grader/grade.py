@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,25 +148,28 @@ def jobs(course: Course, submissions: list[Submission], dirs: GradingDirs) -> li
     ]
 
 
-def worker(job: Job, settings: Settings) -> Executed:
+def worker(task: tuple[Job, Settings]) -> tuple[Job, Executed]:
     """What one worker process does with one submission (the course's nbgrader config, loaded here)."""
     from grader.check import nbgrader_config
 
-    return run_job(job, settings, nbgrader_config())
+    job, settings = task
+    try:
+        return job, run_job(job, settings, nbgrader_config())
+    except Exception as err:  # the grader itself failed on it: listed as not graded, the others go on
+        return job, Executed(error=f"the grader failed on it ({type(err).__name__}: {err})"[:300])
 
 
 def execute_all(todo: list[Job], settings: Settings, workers: int) -> dict[tuple[str, str], Executed]:
-    """Execute the submissions in a pool of worker processes; a progress line as each one finishes."""
+    """Execute the submissions in a pool of worker processes; a progress line as each one finishes.
+
+    multiprocessing's Pool rather than concurrent.futures: leaving its `with` block (Ctrl-C, an error)
+    terminates the workers, and each sandboxed kernel dies with its worker (bwrap --die-with-parent).
+    """
     done: dict[tuple[str, str], Executed] = {}
     context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no state shared by fork
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
-        futures = {pool.submit(worker, job, settings): job for job in todo}
-        for i, future in enumerate(as_completed(futures), 1):
-            job = futures[future]
-            try:
-                result = future.result()
-            except Exception as err:  # the worker itself failed: the submission is listed as not graded
-                result = Executed(error=f"the grader failed on it ({type(err).__name__}: {err})"[:300])
+    with context.Pool(processes=max(1, min(workers, len(todo)))) as pool:
+        tasks = [(job, settings) for job in todo]
+        for i, (job, result) in enumerate(pool.imap_unordered(worker, tasks), 1):
             done[(job.student, job.lesson)] = result
             what = "; ".join(result.events) or "ok"
             print(f"  [{i}/{len(todo)}] {job.student}/{job.lesson}: {result.seconds:.1f} s, {what}", flush=True)
@@ -213,7 +215,8 @@ def outcome(sub: Submission, dirs: GradingDirs, sandboxed: bool) -> tuple[str, b
     notes = list(sub.executed.events)
     ok = (dirs.autograded / sub.student / sub.lesson / f"{sub.lesson}.ipynb").is_file()
     if not ok:
-        notes.append(f"NOT GRADED: {sub.problem or f'autograde failed (see {dirs.log})'}; 0 points")
+        why = sub.problem or sub.executed.error or f"autograde failed (see {dirs.log})"
+        notes.append(f"NOT GRADED: {why}; 0 points")
     missing = [g.grade_id for g in grades or [] if g.missing]
     if ok and missing:
         notes.append(f"graded cells missing from the notebook (0 points): {', '.join(missing)}")
@@ -266,9 +269,11 @@ def grade(course: Course, folder: Path, settings: Settings, workers: int) -> int
     try:
         stage(submissions, folder, dirs)
         run_nbgrader(course, dirs, settings, workers, submissions)
-    except BaseException:
+    except BaseException as err:
         kept = "the previous run's grades and feedback are kept" if final.exists() else "no grades were written"
         print(f"\ngrade: interrupted; {kept} in {final}", file=sys.stderr)
+        if isinstance(err, KeyboardInterrupt):
+            return 130
         raise
     lines = [outcome(sub, dirs, settings.sandboxed) for sub in submissions]
     stale = stale_lessons(course, dirs)

@@ -17,10 +17,13 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +49,16 @@ class _Anything:
     __hash__ = object.__hash__
     def __format__(self, spec):
         return "anything"
+"""
+
+
+WARNING = """import warnings
+
+
+def _deprecated():
+    warnings.warn("count_lora_params: this helper is deprecated", FutureWarning, stacklevel=2)
+
+
 """
 
 
@@ -142,6 +155,10 @@ def notebooks(course: Course, tmp: Path, port: int) -> dict[str, nbformat.Notebo
         "loop": with_count("while True:\n    pass"),
         "crash": with_count("import os\nos._exit(1)"),
         "huge": with_count('print("x" * 20_000_000)'),
+        "warns": fill_answers(
+            released,
+            {**solution, COUNT: WARNING + solution[COUNT].replace("    return", "    _deprecated()\n    return")},
+        ),
         "edited": edited,
         "stripped": stripped,
         "deleted": deleted,
@@ -161,6 +178,7 @@ CLASS = {
     "loop": Student(5.0, (f"ran past {CELL_TIMEOUT} s and was interrupted",)),
     "crash": Student(3.0, ("the kernel died in cell", "restarted")),
     "huge": Student(5.0, ("was cut at",)),
+    "warns": Student(5.0),
     "edited": Student(0.0),
     "stripped": Student(5.0, ("nbgrader metadata restored from the release",)),
     "deleted": Student(5.0, ("missing from the notebook, restored from the release",)),
@@ -315,6 +333,42 @@ def test_bad_folders_get_one_line_each_and_the_rest_is_graded(hostile):
     assert "skipped: odd name!: not a student folder" in hostile.stdout
     assert f"skipped: honest/{LESSON}: other notebooks copy of it.ipynb not graded" in hostile.stdout
     assert len(re.findall(rf"^\S+\s+{LESSON}\s", hostile.stdout, re.M)) == len(CLASS)
+
+
+@pytest.mark.slow
+def test_a_warning_is_not_a_failure_and_stays_visible(hostile):
+    """A correct answer whose call warns on stderr keeps its points; feedback still shows the warning."""
+    assert "this helper is deprecated" in hostile.outputs("warns")
+    page = page_text(hostile.dirs.feedback / "warns" / LESSON / f"{LESSON}.html")
+    assert "this helper is deprecated" in page and "not counted against the test" in page
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_keeps_the_previous_grades(hostile, tmp_path):
+    """Ctrl-C during a run: the previous run's folder is left byte for byte, and the run says so."""
+    build = tmp_path / "build"
+    shutil.copytree(hostile.dirs.base, build / "grading")
+    before = tree_hashes(build / "grading")
+    folder = tmp_path / "submissions" / "loop" / LESSON
+    folder.mkdir(parents=True)
+    nbformat.write(notebooks(hostile.course, tmp_path, 1)["loop"], folder / f"{LESSON}.ipynb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grader.grade", str(folder.parent.parent), "--root", str(FIXTURE)]
+        + ["--build", str(build), "--timeout", "300", "--workers", "1"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stdout:
+        if line.startswith("executing"):
+            break
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "interrupted; the previous run's grades and feedback are kept" in err
+    assert tree_hashes(build / "grading") == before
 
 
 @pytest.mark.slow
