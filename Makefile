@@ -14,12 +14,16 @@ NB     ?=
 LESSON ?=
 MODEL  ?=
 SUBMISSIONS ?= submissions
+WORKERS ?=
+TIMEOUT ?=
+CAP    ?=
+UNSAFE ?=
 
 .DEFAULT_GOAL := help
 
 .PHONY: help
 help: ## Show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
 # The venv: rebuilt when the pins or the package metadata change.
 $(STAMP): requirements.txt pyproject.toml
@@ -70,8 +74,13 @@ release: $(STAMP) ## Regenerate notebooks/ (student copies) from solutions/ with
 	$(PY) -m grader.release
 
 .PHONY: grade
-grade: $(STAMP) ## Autograde SUBMISSIONS=<dir> (<student>/<lesson>/<notebook>.ipynb); export grades CSV and feedback
-	$(PY) -m grader.grade $(SUBMISSIONS)
+grade: $(STAMP) ## Autograde SUBMISSIONS=<dir>, sandboxed, in parallel [WORKERS=n] [TIMEOUT=s per cell] [CAP=s per submission] [UNSAFE=1: no sandbox]
+	$(PY) -m grader.grade "$(SUBMISSIONS)" $(if $(WORKERS),--workers $(WORKERS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
+		$(if $(CAP),--cap $(CAP)) $(if $(UNSAFE),--no-sandbox)
+
+.PHONY: bench-grade
+bench-grade: $(STAMP) ## Time plain nbgrader (serial) against make grade (parallel) on a class of the real lessons; print the ratio
+	$(PY) -m tools.bench_grade $(if $(WORKERS),--workers $(WORKERS))
 
 .PHONY: tiny
 tiny: $(STAMP) ## Rebuild the offline tiny model from the course corpus (about a minute on 2 cores)
