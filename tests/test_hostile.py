@@ -150,7 +150,13 @@ def notebooks(course: Course, tmp: Path, port: int) -> dict[str, nbformat.Notebo
         "honest": right,
         "blank": released,
         "clobber": with_count(clobber_code(targets)),
-        "spy": with_count(spy_code(course.source(LESSON))),
+        "spy": fill_answers(
+            released,
+            {  # the second answer also prints what the kernel ran before it: the first test cell, hidden tests in
+                COUNT: attack(solution[COUNT], spy_code(course.source(LESSON))),
+                SCALING: attack(solution[SCALING], 'print("HISTORY", *In, sep="\\n")'),
+            },
+        ),
         "network": with_count(network_code(port)),
         "loop": with_count("while True:\n    pass"),
         "crash": with_count("import os\nos._exit(1)"),
@@ -320,6 +326,7 @@ def test_no_secret_no_hidden_test_no_network(hostile):
     spied = hostile.outputs("spy")
     assert "SECRET None" in spied and "SOLUTIONS FileNotFoundError" in spied, spied[:2000]
     hidden = hidden_lines(hostile.course, LESSON)
+    assert "HISTORY" in spied and any(line in spied for line in hidden), "the spy printed no hidden test"
     for page in hostile.dirs.feedback.rglob("*.html"):
         text = page_text(page)
         assert SECRET not in text, f"{page} holds the grader's secret"
