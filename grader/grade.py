@@ -36,7 +36,7 @@ import nbformat
 
 from grader import CELL_TIMEOUT_S, sandbox
 from grader.course import Course, add_course_arguments, course_from_arguments, db_url, nbgrader, use_tool_env
-from grader.execute import Executed, Job, Settings, run_job, threads_per_worker
+from grader.execute import Executed, Job, Settings, cores, run_job, threads_per_worker
 from grader.gradebook import cell_grades, max_points, total
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9_.@-]+$")  # nbgrader globs and matches paths: keep ids plain
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and grade."""
     parser = argparse.ArgumentParser(prog="python -m grader.grade", description=__doc__.splitlines()[0])
     parser.add_argument("submissions", type=Path, help="folder of <student>/<lesson>/<lesson>.ipynb")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel submissions (cores)")
+    parser.add_argument("--workers", type=int, default=cores(), help="parallel submissions (default: cores)")
     parser.add_argument("--timeout", type=int, default=CELL_TIMEOUT_S, help="seconds one cell may run")
     parser.add_argument("--cap", type=int, default=0, help="seconds one submission may run (default: 4 timeouts)")
     parser.add_argument("--no-sandbox", action="store_true", help="grade without bubblewrap (every line says so)")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 from grader.course import REPO_ROOT, Course, nbgrader, use_tool_env
+from grader.execute import cores
 from tools.bench import full_marks_copy, machine
 
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     """Grade the class both ways; print the ratio."""
     parser = argparse.ArgumentParser(prog="python -m tools.bench_grade", description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=4, help="students per lesson (default 4)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, default=cores())
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench-grade.json")
     args = parser.parse_args(argv)
     use_tool_env()
