@@ -519,3 +519,22 @@ def test_run_writes_the_summary(tmp_path):
 def test_grading_kernels_use_local_sockets(graded):
     """No kernel the grader starts warns that it runs over unencrypted TCP (nbgrader's log holds their output)."""
     assert "Kernel is running over TCP" not in graded.dirs.log.read_text()
+
+
+@pytest.mark.slow
+def test_parallel_run_writes_what_a_serial_run_writes(graded, tmp_path):
+    """The same submissions graded with one worker: the same grades.csv and feedback pages, byte for byte."""
+    serial = tmp_path / "build"
+    done = subprocess.run(
+        [sys.executable, "-m", "grader.grade", str(graded.submissions), "--root", str(FIXTURE)]
+        + ["--build", str(serial), "--workers", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == graded.returncode, done.stdout + done.stderr
+    one = GradingDirs.under(serial / "grading")
+    assert one.csv.read_bytes() == graded.dirs.csv.read_bytes()
+    pages = lambda dirs: {p.relative_to(dirs.feedback): p.read_bytes() for p in dirs.feedback.rglob("*.html")}  # noqa: E731
+    assert pages(one) == pages(graded.dirs) and pages(one)
