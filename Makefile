@@ -15,6 +15,10 @@ LESSON ?=
 MODEL  ?=
 PRESET ?=
 SUBMISSIONS ?= submissions
+WORKERS ?=
+TIMEOUT ?=
+CAP    ?=
+UNSAFE ?=
 
 .DEFAULT_GOAL := help
 
@@ -82,8 +86,13 @@ release: $(STAMP) ## Regenerate notebooks/ (student copies) from solutions/ with
 	$(PY) -m grader.release
 
 .PHONY: grade
-grade: $(STAMP) ## Autograde SUBMISSIONS=<dir> (<student>/<lesson>/<notebook>.ipynb); export grades CSV and feedback
-	$(PY) -m grader.grade $(SUBMISSIONS)
+grade: $(STAMP) ## Autograde SUBMISSIONS=<dir>, sandboxed, in parallel [WORKERS=n] [TIMEOUT=s per cell] [CAP=s per submission] [UNSAFE=1: no sandbox]
+	$(PY) -m grader.grade "$(SUBMISSIONS)" $(if $(WORKERS),--workers $(WORKERS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
+		$(if $(CAP),--cap $(CAP)) $(if $(UNSAFE),--no-sandbox)
+
+.PHONY: bench-grade
+bench-grade: $(STAMP) ## Time plain nbgrader (serial) against make grade (parallel) on a class of the real lessons; print the ratio
+	$(PY) -m tools.bench_grade $(if $(WORKERS),--workers $(WORKERS))
 
 .PHONY: gpu-check
 gpu-check: $(STAMP) ## Measure the GPU figures (needs a CUDA GPU; prints "skipped" and exits 0 without one)

@@ -4,11 +4,11 @@
 learner's workspace (work/, made by `make lab`). The lesson is recognised from the notebook's nbgrader cells
 (grade_ids and checksums against each lesson in solutions/). Then nbgrader's own converters do the grading,
 in this process, in a throwaway course folder with a throwaway gradebook: GenerateAssignment records the lesson
-(hidden tests included; never printed) and Autograde sanitizes the notebook (test cells restored), executes it
-with the grading parameters and scores it: the path `make grade` takes, with the same nbgrader_config.py, so
-every nbgrader setting means the same in both. Points come from the gradebook. A failure is explained by the
-error's name and its whole message (which names the case, what was expected and what the notebook gave),
-without traceback and without any line of a hidden test.
+(hidden tests included; never printed), grader.execute sanitizes the notebook (test cells restored) and executes
+it with the grading parameters in the sandbox, and Autograde scores it as executed: the path `make grade` takes,
+with the same nbgrader_config.py, so every nbgrader setting means the same in both. Points come from the
+gradebook. A failure is explained by the error's name and its whole message (which names the case, what was
+expected and what the notebook gave), without traceback and without any line of a hidden test.
 
 Exit code: 0 when every notebook was graded (whatever its score); 2 for bad input (a missing file, a file that
 is not a notebook, a notebook not of this course, an empty workspace), with one line on stderr; 1 if a notebook
@@ -38,7 +38,9 @@ from nbgrader.preprocessors import ClearHiddenTests, SaveCells
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from grader import CELL_TIMEOUT_S, sandbox
 from grader.course import CONFIG_FILE, Course, add_course_arguments, course_from_arguments, db_url, use_tool_env
+from grader.execute import Job, Settings, run_job, threads_per_worker
 from grader.gradebook import cell_grades
 from grader.hidden import error_summary, redact, split_hidden
 from grader.workspace import WORKSPACE, workspace_notebooks
@@ -187,14 +189,33 @@ def run_converter(converter: type, config: Config, lesson: str, **settings: obje
 
 
 def autograde(course: Course, lesson: str, nb: NotebookNode, tmp: Path, config: Config) -> Path:
-    """Record the lesson and autograde nb as LEARNER's submission; return the gradebook's path."""
+    """Record the lesson, execute nb as LEARNER's submission the way `make grade` does, score it; return the
+    gradebook's path."""
     config = throwaway_config(config, course, tmp)
     submitted = tmp / "submitted" / LEARNER / lesson
-    submitted.mkdir(parents=True)  # autograde itself copies the lesson's other files from solutions/
+    submitted.mkdir(parents=True)
     nbformat.write(nb, submitted / f"{lesson}.ipynb")
     run_converter(GenerateAssignment, config, lesson, force=True, create_assignment=True)
+    executed = tmp / "executed" / LEARNER / lesson / f"{lesson}.ipynb"
+    release = tmp / "release" / lesson / f"{lesson}.ipynb"
+    source = course.source(lesson).parent
+    job = Job(LEARNER, lesson, submitted, source, tmp / "work", executed, config.CourseDirectory.db_url, release)
+    for event in run_job(job, check_settings(), config).events:
+        print(f"  note: {event}", flush=True)
+    config.CourseDirectory.submitted_directory = str(tmp / "executed")
+    for name in ("Execute", "ClearOutput", "InjectGradingParameters"):  # scored as executed, as grade does
+        config[name].enabled = False
     run_converter(Autograde, config, lesson, force=True, create_student=True)
     return tmp / "gradebook.db"
+
+
+def check_settings() -> Settings:
+    """make grade's settings for one notebook: the sandbox where bubblewrap works (a learner's own notebook on
+    their own machine runs without it otherwise, with a word), every core's threads."""
+    problem = sandbox.bwrap_works()
+    if problem:
+        print(f"note: checking without a sandbox ({problem})", flush=True)
+    return Settings(cell_timeout=CELL_TIMEOUT_S, threads=threads_per_worker(1), sandboxed=not problem)
 
 
 def failure_reason(cell: NotebookNode | None, hidden: list[str]) -> str:
@@ -207,9 +228,6 @@ def failure_reason(cell: NotebookNode | None, hidden: list[str]) -> str:
         if out.output_type == "error":
             message = redact(error_summary(out.ename, out.evalue), hidden).strip().split("\n")
             return "\n".join(line[:LINE_CHARS] for line in message[:MESSAGE_LINES])
-        if out.output_type == "stream" and out.name == "stderr":
-            first = redact(out.text, hidden).strip().split("\n")[0][:160]
-            return f"wrote to stderr, which nbgrader scores 0: {first}"
     return "partial credit"
 
 

@@ -52,6 +52,18 @@ def hide_outputs(outputs: list[NotebookNode], hidden: list[str]) -> None:
             out.data["text/plain"] = redact(out.data["text/plain"], hidden)
 
 
+def redact_outputs(outputs: list[NotebookNode], hidden: list[str]) -> None:
+    """Drop the output lines that quote a hidden line, tracebacks included (kept otherwise)."""
+    for out in outputs:
+        if out.output_type == "error":
+            out.evalue = redact(out.evalue, hidden)
+            out.traceback = [redact(line, hidden) for line in out.traceback]
+        elif out.output_type == "stream":
+            out.text = redact(out.text, hidden)
+        elif "text/plain" in out.get("data", {}):
+            out.data["text/plain"] = redact(out.data["text/plain"], hidden)
+
+
 def hide_hidden_tests(cell: NotebookNode, begin: str, end: str) -> bool:
     """Cut the hidden tests of one code cell out of its source and outputs; True if it had any."""
     if cell.cell_type != "code" or begin not in cell.source:

@@ -45,6 +45,9 @@ def inject(nb: NotebookNode, parameters: dict[str, object]) -> dict[str, object]
     ).cells
     for cell in untagged:
         del cell.metadata["tags"]
+    for cell in nb.cells:  # papermill gives the cell a random id: a fixed one keeps two gradings of a notebook equal
+        if INJECTED_TAG in cell.metadata.get("tags", []):
+            cell["id"] = INJECTED_TAG
     return overrides
 
 

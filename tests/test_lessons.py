@@ -10,7 +10,9 @@ The suite executes each lesson twice, and only twice:
    R ("right"): the course's solution of that exercise, the test cell run again (`exec(In[-2])`), the wrong
    answer put back; it must pass although every other answer is wrong, so one slip costs one exercise and
    the test passes under grading parameters. V ("visible"): the released, visible part of the test cell alone;
-   it must fail, so the visible tests catch the most common mistake. Feedback is generated for it too.
+   it must fail, so the visible tests catch the most common mistake. C ("cheat"): the answer replaced by one
+   that returns an object equal to anything, the test cell run again; it must fail (a test checks types
+   before it compares). Feedback is generated for it too.
 
 The blank copy, the missing-cell paths and `make check` are proven on the fixture course (test_grading.py).
 """
@@ -345,6 +347,28 @@ def rerun_with_solution(solution: str, wrong: str) -> str:
     )
 
 
+ANYTHING = """class _Anything:  # an answer that claims to equal anything
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = object.__hash__
+"""
+
+
+def cheat_with_anything(answer: str, wrong: str, back: int) -> str:
+    """Cell C: the answer returns an object equal to anything; the test cell `back` cells up must still fail."""
+    return (
+        f"# {HARNESS}: an answer whose result equals anything must not pass its tests\n{ANYTHING}\n\n"
+        f"def {answer}(*args, **kwargs):\n    return _Anything()\n\n\n"
+        f"try:\n    exec(In[-{back}])  # the test cell, hidden tests included\n    _passed = True\n"
+        f"except Exception:\n    _passed = False\nfinally:\n{textwrap.indent(wrong, '    ')}\n"
+        f"assert not _passed, 'the tests of {answer} pass an answer that returns an object equal to anything'"
+    )
+
+
 def wrong_submission(lesson: str) -> nbformat.NotebookNode:
     """The student copy with every answer wrong, and the R and V harness cells after each test cell."""
     released = nbformat.read(COURSE.released(lesson), as_version=4)
@@ -361,6 +385,8 @@ def wrong_submission(lesson: str) -> nbformat.NotebookNode:
             cells.append(harness_cell("R", answer, rerun_with_solution(solutions[answer], wrong[answer])))
             if answer not in hidden_only:
                 cells.append(harness_cell("V", answer, cell.source))  # the released test cell: visible part only
+            back = 4 if answer not in hidden_only else 3  # C, V (if any), R, then the test cell
+            cells.append(harness_cell("C", answer, cheat_with_anything(answer, wrong[answer], back)))
     released.cells = cells
     return released
 
@@ -439,6 +465,16 @@ def test_visible_tests_catch_the_common_mistake_and_say_what_was_expected(graded
         assert error, f"{lesson}: the visible tests of {grade_id} pass its most common mistake"
         name, _, message = error.partition(": ")
         assert message.strip(), f"{lesson}: {grade_id}'s visible tests fail with a bare {name}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_tests_reject_an_answer_that_equals_anything(graded_wrong, lesson):
+    """Cell C: every test cell fails when its answer returns an object whose __eq__ says True to anything."""
+    cheats = graded_wrong.harness(lesson, "C")
+    assert set(cheats) == set(nbgrader_cells(read(lesson), "solution"))
+    passing = {grade_id: error_of(cell) for grade_id, cell in cheats.items() if error_of(cell)}
+    assert not passing, f"tests that an equals-anything answer passes (check types before ==): {passing}"
 
 
 @pytest.mark.slow
