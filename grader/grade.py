@@ -24,11 +24,15 @@ Exit code: 0 if every submission was graded, 1 if any was listed as not graded, 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
+import pickle
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +40,7 @@ import nbformat
 
 from grader import CELL_TIMEOUT_S, sandbox
 from grader.course import Course, add_course_arguments, course_from_arguments, db_url, nbgrader, use_tool_env
-from grader.execute import Executed, Job, Settings, cores, run_job, threads_per_worker
+from grader.execute import Executed, Job, Settings, cores, threads_per_worker
 from grader.gradebook import cell_grades, max_points, total
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9_.@-]+$")  # nbgrader globs and matches paths: keep ids plain
@@ -148,31 +152,61 @@ def jobs(course: Course, submissions: list[Submission], dirs: GradingDirs) -> li
     ]
 
 
-def worker(task: tuple[Job, Settings]) -> tuple[Job, Executed]:
-    """What one worker process does with one submission (the course's nbgrader config, loaded here)."""
-    from grader.check import nbgrader_config
+class Workers:
+    """The worker processes running now (`python -m grader.worker`), so that an interrupted run can stop them."""
 
-    job, settings = task
-    try:
-        return job, run_job(job, settings, nbgrader_config())
-    except Exception as err:  # the grader itself failed on it: listed as not graded, the others go on
-        return job, Executed(error=f"the grader failed on it ({type(err).__name__}: {err})"[:300])
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running: set[subprocess.Popen] = set()
+        self.stopping = False
+
+    def run(self, job: Job, settings: Settings) -> tuple[Job, Executed]:
+        """Execute one submission in a worker process of its own; its result comes back through a file."""
+        with tempfile.TemporaryDirectory(prefix="loracourse-worker-") as tmp:
+            result = Path(tmp) / "executed.pickle"
+            with self.lock:
+                if self.stopping:
+                    return job, Executed(error="not run: the grading run was interrupted")
+                proc = subprocess.Popen([sys.executable, "-m", "grader.worker", str(result)], stdin=subprocess.PIPE)
+                self.running.add(proc)
+            try:
+                proc.communicate(pickle.dumps((job, settings)))
+            finally:
+                with self.lock:
+                    self.running.discard(proc)
+            if proc.returncode == 0 and result.exists():
+                return job, pickle.loads(result.read_bytes())
+            return job, Executed(error=f"the grader's worker process stopped (exit code {proc.returncode})")
+
+    def stop(self) -> None:
+        """Kill every running worker; its sandboxed kernel dies with it (bwrap --die-with-parent)."""
+        with self.lock:
+            self.stopping = True
+            for proc in self.running:
+                proc.kill()
 
 
 def execute_all(todo: list[Job], settings: Settings, workers: int) -> dict[tuple[str, str], Executed]:
-    """Execute the submissions in a pool of worker processes; a progress line as each one finishes.
+    """Execute the submissions, `workers` at a time, each in a process of its own; a progress line as each finishes.
 
-    multiprocessing's Pool rather than concurrent.futures: leaving its `with` block (Ctrl-C, an error)
-    terminates the workers, and each sandboxed kernel dies with its worker (bwrap --die-with-parent).
+    Threads only wait here: each submission runs in a `python -m grader.worker` process (see grader/worker.py for
+    why not multiprocessing's Pool). On Ctrl-C (or any error) the running workers are killed and nothing else starts.
     """
     done: dict[tuple[str, str], Executed] = {}
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no state shared by fork
-    with context.Pool(processes=max(1, min(workers, len(todo)))) as pool:
-        tasks = [(job, settings) for job in todo]
-        for i, (job, result) in enumerate(pool.imap_unordered(worker, tasks), 1):
+    running = Workers()
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))))
+    try:
+        futures = [pool.submit(running.run, job, settings) for job in todo]
+        for i, future in enumerate(as_completed(futures), 1):
+            job, result = future.result()
             done[(job.student, job.lesson)] = result
-            what = "; ".join(result.events) or "ok"
+            what = "; ".join(result.events) or result.error or "ok"
             print(f"  [{i}/{len(todo)}] {job.student}/{job.lesson}: {result.seconds:.1f} s, {what}", flush=True)
+    except BaseException:
+        running.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     return done
 
 
