@@ -42,6 +42,7 @@ from papermill.translators import PythonTranslator
 
 from grader import setup_cell as setup_cell_module
 from grader.course import Course
+from grader.execute import cores, threads_per_worker
 from grader.grade import GradingDirs
 from grader.gradebook import CellGrade, cell_grades
 from grader.hidden import split_hidden
@@ -250,10 +251,9 @@ def execute_side_by_side(jobs: list[tuple[Path, Path]]) -> list[Result]:
     one torch thread each, finish well before two one after the other (loracourse.env.cpu_threads has the figures).
     Worker processes are spawned, not forked: the suite has torch and its thread pools loaded already.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = max(1, min(len(jobs), cores))
+    workers = max(1, min(len(jobs), cores()))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        threads = max(1, cores // max(2, workers))  # half the cores at most, as loracourse.env.cpu_threads gives alone
+        threads = threads_per_worker(max(2, workers))  # half the cores at most, as loracourse.env.cpu_threads gives
         runs = [pool.submit(execute_quietly, source, out, threads) for source, out in jobs]
         return [run.result() for run in runs]
 
@@ -439,6 +439,13 @@ def graded_wrong(tmp_path_factory, lesson_seconds) -> GradedWrong:
     return GradedWrong(GradingDirs.under(tmp / "grading"), done.stdout)
 
 
+def harness_errors(graded_wrong: GradedWrong, lesson: str, kind: str) -> dict[str, str]:
+    """{grade_id: error} of the lesson's harness cells of one kind that raised; there must be one per exercise."""
+    cells = graded_wrong.harness(lesson, kind)
+    assert set(cells) == set(nbgrader_cells(read(lesson), "solution")), f"{lesson}: {kind} cells {sorted(cells)}"
+    return {grade_id: error for grade_id, cell in cells.items() if (error := error_of(cell))}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_each_wrong_answer_loses_its_points(graded_wrong, lesson):
@@ -450,9 +457,7 @@ def test_each_wrong_answer_loses_its_points(graded_wrong, lesson):
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_each_exercise_passes_with_its_solution_while_the_others_are_wrong(graded_wrong, lesson):
     """One slip costs one exercise, and every test cell passes under the grading parameters."""
-    reruns = graded_wrong.harness(lesson, "R")
-    assert set(reruns) == set(nbgrader_cells(read(lesson), "solution"))
-    failing = {grade_id: error_of(cell) for grade_id, cell in reruns.items() if error_of(cell)}
+    failing = harness_errors(graded_wrong, lesson, "R")
     assert not failing, f"with its solution and every other answer wrong, these tests still fail: {failing}"
 
 
@@ -471,9 +476,7 @@ def test_visible_tests_catch_the_common_mistake_and_say_what_was_expected(graded
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_tests_reject_an_answer_that_equals_anything(graded_wrong, lesson):
     """Cell C: every test cell fails when its answer returns an object whose __eq__ says True to anything."""
-    cheats = graded_wrong.harness(lesson, "C")
-    assert set(cheats) == set(nbgrader_cells(read(lesson), "solution"))
-    passing = {grade_id: error_of(cell) for grade_id, cell in cheats.items() if error_of(cell)}
+    passing = harness_errors(graded_wrong, lesson, "C")
     assert not passing, f"tests that an equals-anything answer passes (check types before ==): {passing}"
 
 
