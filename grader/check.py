@@ -25,7 +25,6 @@ import argparse
 import copy
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +32,12 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.converters import Autograde, GenerateAssignment
-from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearHiddenTests, SaveCells
 from traitlets.config import Config
-from traitlets.config.loader import PyFileConfigLoader
 
 from grader import CELL_TIMEOUT_S, sandbox
-from grader.course import CONFIG_FILE, Course, add_course_arguments, course_from_arguments, db_url, use_tool_env
+from grader.converters import nbgrader_config, run_converter
+from grader.course import Course, add_course_arguments, course_from_arguments, db_url, use_tool_env
 from grader.execute import Job, Settings, run_job, threads_per_worker
 from grader.gradebook import cell_grades
 from grader.hidden import error_summary, redact, split_hidden
@@ -63,11 +61,6 @@ class CellResult:
     points: float
     max_points: float
     reason: str = ""  # why points were lost: error name and message, stderr, or a missing cell
-
-
-def nbgrader_config() -> Config:
-    """The course's nbgrader configuration (grader/nbgrader_config.py) as a traitlets Config."""
-    return PyFileConfigLoader(CONFIG_FILE.name, path=str(CONFIG_FILE.parent)).load_config()
 
 
 def read_notebook(path: Path) -> NotebookNode:
@@ -172,22 +165,6 @@ def throwaway_config(config: Config, course: Course, tmp: Path) -> Config:
     return config
 
 
-def run_converter(converter: type, config: Config, lesson: str, **settings: object) -> None:
-    """Run one nbgrader converter on the lesson (nbgrader's NbGraderAPI does the same); raise if it failed."""
-    coursedir = CourseDirectory(config=config, assignment_id=lesson, student_id=LEARNER)
-    app = converter(coursedir=coursedir, config=config)
-    for name, value in settings.items():
-        setattr(app, name, value)
-    # nbgrader's log goes to a string, as `make grade` sends it to a file; so do the SAWarnings that nbgrader
-    # 0.9.6's gradebook raises under SQLAlchemy 2 ("... not in session, add operation ... will not proceed")
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
-        outcome = utils.capture_log(app)
-    if not outcome["success"]:
-        last = (outcome.get("error") or outcome.get("log") or "").strip().splitlines()
-        raise RuntimeError(f"nbgrader {converter.__name__} failed: {last[-1] if last else 'no message'}")
-
-
 def autograde(course: Course, lesson: str, nb: NotebookNode, tmp: Path, config: Config) -> Path:
     """Record the lesson, execute nb as LEARNER's submission the way `make grade` does, score it; return the
     gradebook's path."""
@@ -195,7 +172,7 @@ def autograde(course: Course, lesson: str, nb: NotebookNode, tmp: Path, config: 
     submitted = tmp / "submitted" / LEARNER / lesson
     submitted.mkdir(parents=True)
     nbformat.write(nb, submitted / f"{lesson}.ipynb")
-    run_converter(GenerateAssignment, config, lesson, force=True, create_assignment=True)
+    run_converter(GenerateAssignment, config, lesson, LEARNER, force=True, create_assignment=True)
     executed = tmp / "executed" / LEARNER / lesson / f"{lesson}.ipynb"
     release = tmp / "release" / lesson / f"{lesson}.ipynb"
     source = course.source(lesson).parent
@@ -205,7 +182,7 @@ def autograde(course: Course, lesson: str, nb: NotebookNode, tmp: Path, config: 
     config.CourseDirectory.submitted_directory = str(tmp / "executed")
     for name in ("Execute", "ClearOutput", "InjectGradingParameters"):  # scored as executed, as grade does
         config[name].enabled = False
-    run_converter(Autograde, config, lesson, force=True, create_student=True)
+    run_converter(Autograde, config, lesson, LEARNER, force=True, create_student=True)
     return tmp / "gradebook.db"
 
 

@@ -4,13 +4,17 @@
 [WORKERS=N] [TIMEOUT=S] [CAP=S] [UNSAFE=1]). DIR is in nbgrader's layout, DIR/<student>/<lesson>/<lesson>.ipynb,
 and is only read. Every run starts from a fresh gradebook (grades are derived from the submissions), then:
 
-1. generate_assignment: the gradebook learns each lesson, hidden tests included;
-2. a pool of worker processes executes the submissions (grader.execute: nbgrader's sanitizing, test cells
-   restored, grading parameters, a sandboxed kernel per submission, per-cell time limit, restarts after a
-   kernel death), one progress line per finished submission;
-3. nbgrader autograde --no-execute scores the executed notebooks (only this process writes the gradebook, in
-   submission order: the same gradebook, CSV and feedback as a serial run), generate_feedback (hidden tests
-   cut out by grader.feedback.HideHiddenTests) and export (grades.csv).
+1. a pool of worker processes starts (one per worker, for the whole run: grader/worker.py) while this process
+   runs nbgrader's generate_assignment, lesson by lesson: the gradebook learns each lesson, hidden tests included,
+   and a lesson's submissions start as soon as it is recorded;
+2. the workers execute the submissions (grader.execute: nbgrader's sanitizing, test cells restored, grading
+   parameters, a sandboxed kernel per submission, per-cell time limit, restarts after a kernel death), one
+   progress line per finished submission;
+3. meanwhile this process scores each executed submission, in submission order, with nbgrader's Autograde (no
+   execution) and gives it its feedback page with GenerateFeedback (hidden tests cut out by
+   grader.feedback.HideHiddenTests): only this process writes the gradebook, so the gradebook, CSV and feedback
+   are those a serial run writes; nbgrader's converters run in this process (grader/converters.py);
+4. export: grades.csv, with nbgrader's CSV exporter.
 
 Everything is written under <build>/grading.partial/ and moved to <build>/grading/ only when the run is done:
 an interrupted run leaves the previous run's grades and feedback as they were.
@@ -24,22 +28,28 @@ Exit code: 0 if every submission was graded, 1 if any was listed as not graded, 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import pickle
+import queue
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
+from nbgrader.api import Gradebook
+from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
+from nbgrader.plugins import CsvExportPlugin
+from traitlets.config import Config
 
 from grader import CELL_TIMEOUT_S, sandbox
-from grader.course import Course, add_course_arguments, course_from_arguments, db_url, nbgrader, use_tool_env
+from grader.converters import ConverterFailed, nbgrader_config, run_converter
+from grader.course import Course, add_course_arguments, course_from_arguments, db_url, use_tool_env
 from grader.execute import Executed, Job, Settings, cores, threads_per_worker
 from grader.gradebook import cell_grades, max_points, total
 
@@ -153,91 +163,191 @@ def jobs(course: Course, submissions: list[Submission], dirs: GradingDirs) -> li
 
 
 class Workers:
-    """The worker processes running now (`python -m grader.worker`), so that an interrupted run can stop them."""
+    """The worker processes (`python -m grader.worker`), one per thread of the pool, so that an interrupted run can
+    stop them at once. Each lives for the whole run and executes one submission after another."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.running: set[subprocess.Popen] = set()
-        self.stopping = False
+        self.stopping = threading.Event()
 
-    def run(self, job: Job, settings: Settings) -> tuple[Job, Executed]:
-        """Execute one submission in a worker process of its own; its result comes back through a file."""
-        with tempfile.TemporaryDirectory(prefix="loracourse-worker-") as tmp:
-            result = Path(tmp) / "executed.pickle"
-            with self.lock:
-                if self.stopping:
-                    return job, Executed(error="not run: the grading run was interrupted")
-                proc = subprocess.Popen([sys.executable, "-m", "grader.worker", str(result)], stdin=subprocess.PIPE)
-                self.running.add(proc)
-            try:
-                proc.communicate(pickle.dumps((job, settings)))
-            finally:
-                with self.lock:
-                    self.running.discard(proc)
-            if proc.returncode == 0 and result.exists():
-                return job, pickle.loads(result.read_bytes())
-            return job, Executed(error=f"the grader's worker process stopped (exit code {proc.returncode})")
+    def start(self) -> subprocess.Popen | None:
+        """A new worker process (None once the run is stopping)."""
+        with self.lock:
+            if self.stopping.is_set():
+                return None
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "grader.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+            self.running.add(proc)
+            return proc
+
+    def end(self, proc: subprocess.Popen, kill: bool = False) -> None:
+        """Let a worker finish (its stdin closed: no more work), or kill it."""
+        with self.lock:
+            self.running.discard(proc)
+        if kill:
+            proc.kill()
+        else:
+            proc.stdin.close()
+        proc.wait()
+
+    def ask(self, proc: subprocess.Popen, job: Job, settings: Settings) -> Executed:
+        """Have the worker execute one submission; a worker that stops on the way is ended, and the job says so."""
+        try:
+            proc.stdin.write(pickle.dumps((job, settings)))
+            proc.stdin.flush()
+            return pickle.load(proc.stdout)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            self.end(proc, kill=True)
+            return Executed(error=f"the grader's worker process stopped (exit code {proc.returncode})")
+
+    def serve(self, todo: queue.Queue, released: dict[str, threading.Event], settings: Settings, finished) -> None:
+        """One thread of the pool: take the next job, wait until its lesson is released, have a worker run it."""
+        proc = self.start()
+        try:
+            while proc is not None:
+                try:
+                    job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                while not released[job.lesson].wait(0.2):
+                    if self.stopping.is_set():
+                        return
+                if proc.poll() is not None:  # the last job took the worker with it: a new one for this job
+                    proc = self.start()
+                    if proc is None:
+                        return
+                finished(job, self.ask(proc, job, settings))
+        finally:
+            if proc is not None and proc.poll() is None:
+                self.end(proc, kill=self.stopping.is_set())
 
     def stop(self) -> None:
-        """Kill every running worker; its sandboxed kernel dies with it (bwrap --die-with-parent)."""
+        """Kill every worker; its sandboxed kernel dies with it (bwrap --die-with-parent)."""
         with self.lock:
-            self.stopping = True
+            self.stopping.set()
             for proc in self.running:
                 proc.kill()
 
 
-def execute_all(todo: list[Job], settings: Settings, workers: int) -> dict[tuple[str, str], Executed]:
-    """Execute the submissions, `workers` at a time, each in a process of its own; a progress line as each finishes.
+class Results:
+    """What the workers executed, as it comes in: one progress line each, read back in submission order."""
 
-    Threads only wait here: each submission runs in a `python -m grader.worker` process (see grader/worker.py for
-    why not multiprocessing's Pool). On Ctrl-C (or any error) the running workers are killed and nothing else starts.
-    """
-    done: dict[tuple[str, str], Executed] = {}
-    running = Workers()
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))))
-    try:
-        futures = [pool.submit(running.run, job, settings) for job in todo]
-        for i, future in enumerate(as_completed(futures), 1):
-            job, result = future.result()
-            done[(job.student, job.lesson)] = result
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.done: dict[tuple[str, str], Executed] = {}
+        self.ready = threading.Condition()
+
+    def put(self, job: Job, result: Executed) -> None:
+        """Keep a result and print its progress line (called by the pool's threads)."""
+        with self.ready:
+            self.done[(job.student, job.lesson)] = result
             what = "; ".join(result.events) or result.error or "ok"
-            print(f"  [{i}/{len(todo)}] {job.student}/{job.lesson}: {result.seconds:.1f} s, {what}", flush=True)
+            print(
+                f"  [{len(self.done)}/{self.count}] {job.student}/{job.lesson}: {result.seconds:.1f} s, {what}",
+                flush=True,
+            )
+            self.ready.notify_all()
+
+    def get(self, key: tuple[str, str], pool: list[Future]) -> Executed:
+        """The result for key, once it is in; raise what a thread of the pool raised."""
+        with self.ready:
+            while key not in self.done:
+                for thread in pool:
+                    if thread.done() and thread.exception():
+                        raise thread.exception()
+                if all(thread.done() for thread in pool):
+                    return Executed(error="not run: the grader's workers stopped before it")
+                self.ready.wait(0.5)
+            return self.done[key]
+
+
+def grading_config(course: Course, dirs: GradingDirs) -> Config:
+    """The course's nbgrader config, with every folder and the gradebook of this run."""
+    config = nbgrader_config()
+    config.CourseDirectory.root = str(course.root)
+    config.CourseDirectory.release_directory = str(dirs.release)
+    config.CourseDirectory.submitted_directory = str(dirs.executed)  # what autograde reads: the pool's output
+    config.CourseDirectory.autograded_directory = str(dirs.autograded)
+    config.CourseDirectory.feedback_directory = str(dirs.feedback)
+    config.CourseDirectory.db_url = db_url(dirs.db)
+    return config
+
+
+def scoring_config(config: Config) -> Config:
+    """autograde --no-execute: scored as executed by the pool, nothing runs again, no parameters injected twice."""
+    config = copy.deepcopy(config)
+    for name in ("Execute", "ClearOutput", "InjectGradingParameters"):
+        config[name].enabled = False
+    return config
+
+
+def release_lessons(course: Course, config: Config, log: Path, released: dict[str, threading.Event]) -> None:
+    """generate_assignment, lesson by lesson: each lesson's submissions may start as soon as it is recorded."""
+    for lesson in course.lessons():
+        try:
+            run_converter(GenerateAssignment, config, lesson, ".", log, force=True, create_assignment=True)
+        except ConverterFailed as err:  # its submissions cannot be restored: each will say so
+            print(f"  {lesson}: {err}", flush=True)
+        finally:
+            released[lesson].set()
+
+
+def score(sub: Submission, dirs: GradingDirs, config: Config, scoring: Config) -> None:
+    """Autograde (no execution) then generate_feedback for one executed submission; failures go to the log."""
+    if not (dirs.executed / sub.student / sub.lesson).is_dir():
+        return
+    try:
+        run_converter(Autograde, scoring, sub.lesson, sub.student, dirs.log, force=True, create_student=True)
+        run_converter(GenerateFeedback, config, sub.lesson, sub.student, dirs.log, force=True)
+    except ConverterFailed:  # the report line says "autograde failed (see the log)"
+        pass
+
+
+def export(config: Config, dirs: GradingDirs) -> None:
+    """nbgrader export: grades.csv from the gradebook, with nbgrader's own CSV exporter."""
+    plugin = CsvExportPlugin(config=config)
+    plugin.to = str(dirs.csv)
+    with Gradebook(db_url(dirs.db), config.CourseDirectory.course_id) as gb:
+        plugin.export(gb)
+
+
+def run_nbgrader(course: Course, dirs: GradingDirs, settings: Settings, workers: int, subs: list[Submission]) -> None:
+    """generate_assignment while the pool's workers start, the pool's executions, and, in this process, each
+    submission scored and given its feedback as soon as it and those before it are executed; then export.
+
+    Only this process writes the gradebook, in submission order: the same gradebook, CSV and feedback as a serial
+    run. On Ctrl-C (or any error) the workers are killed and nothing else starts.
+    """
+    config = grading_config(course, dirs)
+    scoring = scoring_config(config)
+    todo = jobs(course, subs, dirs)
+    pending: queue.Queue[Job] = queue.Queue()
+    for job in todo:
+        pending.put(job)
+    released = {lesson: threading.Event() for lesson in course.lessons()}
+    running, results = Workers(), Results(len(todo))
+    count = max(1, min(workers, len(todo)))
+    print(f"executing {len(todo)} submission(s) with {count} worker(s), {settings.threads} thread(s) each", flush=True)
+    pool = ThreadPoolExecutor(max_workers=count)
+    try:
+        threads = [pool.submit(running.serve, pending, released, settings, results.put) for _ in range(count)]
+        print("nbgrader generate_assignment", flush=True)
+        release_lessons(course, config, dirs.log, released)
+        for i, sub in enumerate(subs):
+            if sub.problem:  # nbgrader is given the broken file as it came, and lists it as it always did
+                shutil.copytree(dirs.submitted / sub.student / sub.lesson, dirs.executed / sub.student / sub.lesson)
+            else:
+                subs[i] = sub = replace(sub, executed=results.get((sub.student, sub.lesson), threads))
+            score(sub, dirs, config, scoring)
+        print("nbgrader export", flush=True)
+        export(config, dirs)
     except BaseException:
         running.stop()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
-    return done
-
-
-def run_nbgrader(course: Course, dirs: GradingDirs, settings: Settings, workers: int, subs: list[Submission]) -> None:
-    """generate_assignment, the pool's executions, then autograde --no-execute, generate_feedback and export."""
-    print("nbgrader generate_assignment", flush=True)
-    release = ["*", "--force", f"--CourseDirectory.release_directory={dirs.release}"]
-    nbgrader(course, "generate_assignment", *release, db=dirs.db, log=dirs.log)
-    todo = jobs(course, subs, dirs)
-    each = f"{settings.threads} thread(s) each"
-    print(f"executing {len(todo)} submission(s) with {workers} worker(s), {each}", flush=True)
-    executed = execute_all(todo, settings, workers)
-    for i, sub in enumerate(subs):
-        subs[i] = Submission(sub.student, sub.lesson, sub.problem, executed.get((sub.student, sub.lesson), Executed()))
-        if sub.problem:  # nbgrader is given the broken file as it came, and lists it as it always did
-            dest = dirs.executed / sub.student / sub.lesson
-            shutil.copytree(dirs.submitted / sub.student / sub.lesson, dest, dirs_exist_ok=True)
-    folders = [
-        f"--CourseDirectory.submitted_directory={dirs.executed}",
-        f"--CourseDirectory.autograded_directory={dirs.autograded}",
-        f"--CourseDirectory.feedback_directory={dirs.feedback}",
-    ]
-    # scored as executed by the pool: nothing runs again, no parameters are injected twice
-    score = ["--no-execute", "--InjectGradingParameters.enabled=False"]
-    for command, args in (
-        ("autograde", ["*", "--force", *score, *folders]),
-        ("generate_feedback", ["*", "--force", *folders]),
-        ("export", [f"--to={dirs.csv}"]),
-    ):
-        print(f"nbgrader {command}", flush=True)
-        nbgrader(course, command, *args, db=dirs.db, log=dirs.log)
 
 
 def outcome(sub: Submission, dirs: GradingDirs, sandboxed: bool) -> tuple[str, bool]:
