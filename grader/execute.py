@@ -21,6 +21,7 @@ and a test cell is scored here by whether its tests raised. The executed noteboo
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import atexit
 import copy
@@ -48,6 +49,7 @@ from grader.restore import restore
 MAX_RESTARTS = 3  # kernel deaths one submission may cause before the rest of it is not run
 DEFAULT_CAP_FACTOR = 4  # the per-submission cap, in cell timeouts, when none is given
 STDERR_NOTE = "[written to stderr; not counted against the test]\n"
+GUARD_SOURCE = (Path(__file__).resolve().parent / "guard.py").read_text()
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Settings:
     submission_cap: int = 0  # seconds per submission (0: DEFAULT_CAP_FACTOR cell timeouts)
     threads: int = 1  # torch threads in the kernel
     sandboxed: bool = True
+    guard: bool = True  # grader/guard.py puts the libraries back before each test cell (off only to test it)
     max_output_bytes: int = 1_000_000  # per cell
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
 
@@ -148,6 +151,55 @@ def note_timeout(cell: NotebookNode, cell_index: int, execute_reply: dict) -> No
         cell.outputs = [*kept, error_output("CellTimeoutError", content["evalue"])]
 
 
+def editable(cell: NotebookNode) -> bool:
+    """A code cell whose source the learner may have written (nbgrader restores locked and test cells)."""
+    return cell.cell_type == "code" and not utils.is_locked(cell)
+
+
+def parsed(cell: NotebookNode) -> ast.Module | None:
+    """A cell's source as Python (None for a cell IPython's magics or a syntax error keep from parsing)."""
+    try:
+        return ast.parse(cell.source)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def lesson_imports(nb: NotebookNode) -> list[str]:
+    """The modules the lesson's own cells (locked and test cells) import: the guard records them before any answer."""
+    names: list[str] = []
+    for cell in nb.cells:
+        tree = parsed(cell) if cell.cell_type == "code" and not editable(cell) else None
+        for node in ast.walk(tree) if tree else ():
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.append(node.module)
+    return sorted(set(names))
+
+
+def names_read(cell: NotebookNode) -> list[str]:
+    """The names a test cell reads: among them, the globals that restore() checks."""
+    tree = parsed(cell)
+    return sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} if tree else set())
+
+
+def guard_install_code(variable: str, imports: list[str]) -> str:
+    """Code that runs grader/guard.py in a namespace of its own (with a copy of the built-ins taken now) and keeps
+    its Guard in the notebook's globals under `variable`, leaving no other name behind."""
+    return (
+        "def _loracourse_guard():\n"
+        "    namespace = {'__name__': 'loracourse_guard', '__builtins__': dict(vars(__import__('builtins')))}\n"
+        f"    exec(compile({GUARD_SOURCE!r}, 'grader/guard.py', 'exec'), namespace)\n"
+        f"    return namespace['install']({imports!r})\n"
+        f"{variable} = _loracourse_guard()\n"
+        "del _loracourse_guard\n"
+    )
+
+
+class GuardFailed(Exception):
+    """The guard could not be installed or called (the message says why)."""
+
+
 class Run:
     """One notebook executed cell by cell, with restarts after kernel deaths."""
 
@@ -157,6 +209,52 @@ class Run:
         self.skip: set[int] = set()  # cells not to run again after a restart: they killed the kernel or timed out
         self.events: list[str] = []
         self.restarts = 0
+        self.guard = f"_loracourse_guard_{secrets.token_hex(8)}"  # the Guard's name in the kernel's globals
+        self.guard_broken = not settings.guard
+
+    async def hidden(self, expression: str, code: str = "") -> object:
+        """Run code, then evaluate expression, in the kernel without a trace in the notebook (silent, no history:
+        Jupyter's user_expressions); return the expression's value (a Python literal)."""
+        msg_id = self.client.kc.execute(code, silent=True, store_history=False, user_expressions={"v": expression})
+        content = (await self.client.async_wait_for_reply(msg_id))["content"]
+        value = content.get("user_expressions", {}).get("v", content)
+        if content.get("status") != "ok" or value.get("status") != "ok":
+            raise GuardFailed(f"{value.get('ename', 'error')}: {str(value.get('evalue', ''))[:200]}")
+        return ast.literal_eval(value["data"]["text/plain"])
+
+    async def install_guard(self) -> None:
+        """Send grader/guard.py into the kernel: it records the libraries before any answer runs."""
+        if self.guard_broken:
+            return
+        code = guard_install_code(self.guard, lesson_imports(self.nb))
+        await self.guarded(f"{self.guard}.watch()", code)
+
+    async def guarded(self, expression: str, code: str = "", index: int | None = None) -> object:
+        """Call the guard; if it fails (an answer deleted or broke it), the report says so once, and grading goes
+        on without it."""
+        if self.guard_broken:
+            return []
+        try:
+            return await self.hidden(expression, code)
+        except (GuardFailed, ValueError, SyntaxError, KeyError, TypeError) as err:
+            self.guard_broken = True
+            where = f" before cell {index}" if index is not None else ""
+            self.events.append(f"the grader could not check the libraries{where} ({err}); later tests ran unchecked")
+            return []
+
+    async def before(self, index: int) -> None:
+        """Before a cell the learner may have written: record new modules; before a test cell: put back what the
+        notebook changed, and say so."""
+        cell = self.nb.cells[index]
+        if is_test_cell(cell):
+            back = await self.guarded(f"{self.guard}.restore({names_read(cell)!r})", index=index)
+            if back:
+                shown = ", ".join(back[:6]) + (f" and {len(back) - 6} more" if len(back) > 6 else "")
+                self.events.append(
+                    f"before the test in cell {index}, the grader put back what the notebook changed: {shown}"
+                )
+        elif editable(cell):
+            await self.guarded(f"{self.guard}.watch()", index=index)
 
     def set_timeout(self) -> bool:
         """Give the next cell the per-cell limit, or what is left of the cap; False when nothing is left."""
@@ -179,6 +277,8 @@ class Run:
         self.client.kc = None
         await km.start_kernel(**self.start_kwargs)
         await self.client.async_start_new_kernel_client()
+        self.guard_broken = not self.settings.guard
+        await self.install_guard()
 
     async def replay(self, upto: int) -> None:
         """Run cells [0, upto) again in the new kernel, except those in skip; keep the first run's outputs."""
@@ -186,6 +286,7 @@ class Run:
             if index in self.skip or self.nb.cells[index].cell_type != "code" or not self.set_timeout():
                 continue
             original = self.nb.cells[index]
+            await self.before(index)
             await self.client.async_execute_cell(copy.deepcopy(original), index)
             self.nb.cells[index] = original
 
@@ -196,6 +297,7 @@ class Run:
             self.stop(index, f"the submission's time cap of {self.settings.cap} s was reached")
             return
         try:
+            await self.before(index)
             await self.client.async_execute_cell(cell, index, execution_count=index + 1)
             if timed_out(cell):
                 self.skip.add(index)
@@ -231,6 +333,7 @@ class Run:
         self.start_kwargs, self.stopped = start_kwargs, False
         async with self.client.async_setup_kernel(cleanup_kc=True, **start_kwargs):
             await self.client.async_wait_for_reply(await ensure_async(self.client.kc.kernel_info()))
+            await self.install_guard()
             for index in range(len(self.nb.cells)):
                 if self.stopped:
                     break
@@ -286,6 +389,9 @@ def execute(nb: NotebookNode, work: Path, settings: Settings) -> Executed:
             skip_cells_with_tag=f"never-{secrets.token_hex(8)}",
             startup_timeout=120,
             on_cell_executed=note_timeout,
+            # nothing of the kernel is needed once its last cell has run: a graceful shutdown waited about 1.8 s
+            # for it to tear torch down (measured on lesson 7), per submission
+            shutdown_kernel="immediate",
         )
         run = Run(nb, client, settings)
         try:

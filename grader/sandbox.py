@@ -30,7 +30,17 @@ from pathlib import Path
 
 KERNEL_NAME = "loracourse-sandbox"
 INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: apt-get install -y bubblewrap; Fedora: dnf install bubblewrap)"
-ETC_FILES = ("ld.so.cache", "localtime", "nsswitch.conf", "passwd", "group", "hosts", "alternatives", "ssl/certs")
+ETC_FILES = (
+    "ld.so.cache",
+    "localtime",
+    "nsswitch.conf",
+    "passwd",
+    "group",
+    "hosts",
+    "alternatives",
+    "ssl/certs",
+    "fonts",
+)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ The suite executes each lesson twice, and only twice:
    the test passes under grading parameters. V ("visible"): the released, visible part of the test cell alone;
    it must fail, so the visible tests catch the most common mistake. C ("cheat"): the answer replaced by one
    that returns an object equal to anything, the test cell run again; it must fail (a test checks types
-   before it compares). Feedback is generated for it too.
+   before it compares). Each wrong answer also changes the libraries the tests use (LIBRARY_PATCHES: math,
+   torch, an IPython handler that swallows errors): the grader's guard must put each back before the test
+   cell, and nothing else. Feedback is generated for it too.
 
 The blank copy, the missing-cell paths and `make check` are proven on the fixture course (test_grading.py).
 """
@@ -369,6 +371,27 @@ def cheat_with_anything(answer: str, wrong: str, back: int) -> str:
     )
 
 
+LIBRARY_PATCHES = f"""
+
+# {HARNESS}: the answer also changes the libraries the tests use; the grader must put them back before the test
+import math as _math
+import torch as _torch
+_math.isclose = lambda *args, **kwargs: True
+_torch.allclose = lambda *args, **kwargs: True
+_torch.equal = lambda *args, **kwargs: True
+_torch.testing.assert_close = lambda *args, **kwargs: None
+get_ipython().set_custom_exc((AssertionError, TypeError, ValueError), lambda *args, **kwargs: None)
+"""
+PUT_BACK = {  # what grader/guard.py must say it put back after LIBRARY_PATCHES, and nothing more
+    "math.isclose",
+    "torch.allclose",
+    "torch.equal",
+    "torch.testing.assert_close",
+    "IPython's custom_exceptions",
+    "IPython's CustomTB",
+}
+
+
 def wrong_submission(lesson: str) -> nbformat.NotebookNode:
     """The student copy with every answer wrong, and the R and V harness cells after each test cell."""
     released = nbformat.read(COURSE.released(lesson), as_version=4)
@@ -378,7 +401,7 @@ def wrong_submission(lesson: str) -> nbformat.NotebookNode:
     cells = []
     for cell in copy.deepcopy(released.cells):
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-        cell.source = wrong.get(grade_id, cell.source)
+        cell.source = wrong[grade_id] + LIBRARY_PATCHES if grade_id in wrong else cell.source
         cells.append(cell)
         answer = grade_id.removesuffix("_tests")
         if cell.metadata.get("nbgrader", {}).get("grade") and answer in wrong:
@@ -478,6 +501,18 @@ def test_tests_reject_an_answer_that_equals_anything(graded_wrong, lesson):
     """Cell C: every test cell fails when its answer returns an object whose __eq__ says True to anything."""
     passing = harness_errors(graded_wrong, lesson, "C")
     assert not passing, f"tests that an equals-anything answer passes (check types before ==): {passing}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_answers_that_patch_the_libraries_earn_nothing_and_the_report_says_so(graded_wrong, lesson):
+    """Every wrong answer also patched math, torch and IPython (and lost its points all the same: see
+    test_each_wrong_answer_loses_its_points); the report line names exactly what was put back before the tests."""
+    line = next(x for x in graded_wrong.stdout.splitlines() if re.match(rf"wrong\s+{lesson}\s", x))
+    events = re.findall(r"the grader put back what the notebook changed: ([^;]+)", line)
+    assert len(events) == len(nbgrader_cells(read(lesson), "solution")), f"one restore per test cell: {line}"
+    for event in events:
+        assert set(event.split(", ")) == PUT_BACK, f"{lesson}: put back {event}; expected {sorted(PUT_BACK)}"
 
 
 @pytest.mark.slow
