@@ -34,10 +34,12 @@ import pickle
 import queue
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -49,7 +51,7 @@ from traitlets.config import Config
 
 from grader import CELL_TIMEOUT_S, sandbox
 from grader.converters import ConverterFailed, nbgrader_config, run_converter
-from grader.course import Course, add_course_arguments, course_from_arguments, db_url, use_tool_env
+from grader.course import REPO_ROOT, Course, add_course_arguments, course_from_arguments, db_url, use_tool_env
 from grader.execute import Executed, Job, Settings, cores, threads_per_worker
 from grader.gradebook import cell_grades, max_points, total
 
@@ -80,6 +82,7 @@ class GradingDirs:
     feedback: Path
     csv: Path
     log: Path
+    snapshots: Path  # read-only copies of the gradebook, one per lesson, for the workers
 
     @classmethod
     def under(cls, base: Path) -> GradingDirs:
@@ -95,6 +98,7 @@ class GradingDirs:
             base / "feedback",
             base / "grades.csv",
             base / "nbgrader.log",
+            base / "gradebook-snapshots",
         )
 
 
@@ -154,7 +158,7 @@ def jobs(course: Course, submissions: list[Submission], dirs: GradingDirs) -> li
             course.solutions / sub.lesson,
             dirs.work / sub.student / sub.lesson,
             dirs.executed / sub.student / sub.lesson / f"{sub.lesson}.ipynb",
-            db_url(dirs.db),
+            db_url(dirs.snapshots / f"{sub.lesson}.db"),
             dirs.release / sub.lesson / f"{sub.lesson}.ipynb",
         )
         for sub in submissions
@@ -176,8 +180,10 @@ class Workers:
         with self.lock:
             if self.stopping.is_set():
                 return None
+            # from the repository, not this process's cwd: nbgrader's converters, running in the main thread,
+            # change the cwd while they convert, and `-m grader.worker` is found from the cwd
             proc = subprocess.Popen(
-                [sys.executable, "-m", "grader.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                [sys.executable, "-m", "grader.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO_ROOT
             )
             self.running.add(proc)
             return proc
@@ -283,11 +289,24 @@ def scoring_config(config: Config) -> Config:
     return config
 
 
-def release_lessons(course: Course, config: Config, log: Path, released: dict[str, threading.Event]) -> None:
-    """generate_assignment, lesson by lesson: each lesson's submissions may start as soon as it is recorded."""
+def snapshot(db: Path, copy_to: Path) -> None:
+    """A consistent copy of the gradebook (sqlite's backup API), for workers to read while this process writes."""
+    copy_to.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(db)) as source, closing(sqlite3.connect(copy_to)) as target:
+        source.backup(target)
+
+
+def release_lessons(course: Course, config: Config, dirs: GradingDirs, released: dict[str, threading.Event]) -> None:
+    """generate_assignment, lesson by lesson: each lesson's submissions may start as soon as it is recorded.
+
+    The workers read the lesson (test cells to restore) from a snapshot of the gradebook taken then, never from the
+    gradebook itself: this process writes it (scores) while they execute, and sqlite lets a writer wait at most a
+    few seconds for readers before it gives up ("database is locked").
+    """
     for lesson in course.lessons():
         try:
-            run_converter(GenerateAssignment, config, lesson, ".", log, force=True, create_assignment=True)
+            run_converter(GenerateAssignment, config, lesson, ".", dirs.log, force=True, create_assignment=True)
+            snapshot(dirs.db, dirs.snapshots / f"{lesson}.db")
         except ConverterFailed as err:  # its submissions cannot be restored: each will say so
             print(f"  {lesson}: {err}", flush=True)
         finally:
@@ -334,7 +353,7 @@ def run_nbgrader(course: Course, dirs: GradingDirs, settings: Settings, workers:
     try:
         threads = [pool.submit(running.serve, pending, released, settings, results.put) for _ in range(count)]
         print("nbgrader generate_assignment", flush=True)
-        release_lessons(course, config, dirs.log, released)
+        release_lessons(course, config, dirs, released)
         for i, sub in enumerate(subs):
             if sub.problem:  # nbgrader is given the broken file as it came, and lists it as it always did
                 shutil.copytree(dirs.submitted / sub.student / sub.lesson, dirs.executed / sub.student / sub.lesson)

@@ -13,10 +13,10 @@ cell (it is not a cell of the notebook: the kernel runs it in a namespace of its
   reset, and the notebook's own globals that shadow a built-in or rebind a recorded module among `names` (those
   the test cell reads) are removed or rebound. It returns what it put back, in plain words, for the report.
 
-The modules the lesson imports in its locked and test cells are imported at install, so that they are recorded
-before any answer runs. What this cannot do: code in the same process can always reach the guard itself (it is an
-object in the kernel); an answer written against the grader can still defeat it. It stops an answer from
-changing the libraries the tests use.
+The protected modules the lesson imports in its locked and test cells are imported at install, so that they are
+recorded before any answer runs. What this cannot do: code in the same process can always reach the guard itself
+(it is an object in the kernel); an answer written against the grader can still defeat it. It stops an answer
+from changing the libraries the tests use.
 
 This file imports nothing from the course: it runs in the kernel, with only the standard library at hand, and with
 a copy of the built-ins taken at install as its `__builtins__` (grader.execute.guard_install_code), so that an
@@ -93,7 +93,7 @@ class Guard:
         self.shell = get_ipython()  # noqa: F821 (the kernel's IPython shell)
         self.builtin_names = set(vars(builtins))
         self.bindings = {}  # name in the notebook's globals -> the recorded module it was bound to
-        for name in imports:
+        for name in filter(protected, imports):  # the lesson's other imports run in its own cells, as written
             try:
                 importlib.import_module(name)
             except Exception:  # an import the lesson itself would fail on: its own cell will say so

@@ -538,3 +538,15 @@ def test_parallel_run_writes_what_a_serial_run_writes(graded, tmp_path):
     assert one.csv.read_bytes() == graded.dirs.csv.read_bytes()
     pages = lambda dirs: {p.relative_to(dirs.feedback): p.read_bytes() for p in dirs.feedback.rglob("*.html")}  # noqa: E731
     assert pages(one) == pages(graded.dirs) and pages(one)
+
+
+def test_a_worker_starts_whatever_the_current_folder(tmp_path, monkeypatch):
+    """nbgrader's converters chdir into the course root while they run in make grade's main thread; a worker started
+    at that moment must still find `grader.worker` (it once exited with ModuleNotFoundError and lost its jobs)."""
+    from grader.grade import Workers
+
+    monkeypatch.chdir(tmp_path)
+    workers = Workers()
+    proc = workers.start()
+    workers.end(proc)  # stdin closed: a worker that started exits 0 once it has nothing to do
+    assert proc.returncode == 0, proc.returncode

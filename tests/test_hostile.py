@@ -310,6 +310,8 @@ def test_every_grade_and_what_the_report_says(hostile, student):
         assert sum(g.score for g in grades) == expected.points, f"{student}: {grades}\n{line}"
     for phrase in expected.says:
         assert phrase in line, f"{student}'s line does not say {phrase!r}: {line}"
+    if student == "honest":
+        assert re.search(r"[\d.]+$", line), f"an honest submission's line says something happened: {line}"
 
 
 @pytest.mark.slow
