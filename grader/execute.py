@@ -1,9 +1,9 @@
 """Execute one submission in its sandbox, so that a failure costs only its own points.
 
-The one execution path of `make grade` and `make check`: `execute_submission` sanitizes the submitted notebook
+The one execution path of `make grade` and `make check`: `run_job` sanitizes the submitted notebook
 with nbgrader's own preprocessors (test cells restored from the gradebook), injects the grading parameters,
 then runs it cell by cell in a sandboxed kernel (grader/sandbox.py) with `GradingClient`, nbclient's
-NotebookClient with three additions that nbclient does not offer:
+NotebookClient with four additions that nbclient does not offer:
 
 - a kernel that dies is restarted, the cells before the one that killed it are run again (their outputs are
   kept from the first run; cells that killed the kernel or ran past their limit are not run again), and
@@ -11,12 +11,15 @@ NotebookClient with three additions that nbclient does not offer:
 - a cell that does not stop when interrupted after its time limit is handled as a dead kernel;
 - a cell's outputs are cut at `max_output_bytes` while they arrive (nbgrader's LimitOutput runs afterwards,
   on a notebook already in memory);
+- the library guard (grader/guard.py), sent into the kernel before the first cell and called silently (Jupyter's
+  user_expressions, no trace in the notebook) before each cell: it records the libraries before the learner's
+  cells and puts back what they changed before each test cell;
 
 and a per-submission time cap: once spent, the cells left are not run and their test cells get an error.
 nbclient's interrupt_on_timeout does the per-cell limit. Afterwards, what a test cell wrote to stderr becomes
 a display output (still shown in feedback): nbgrader's determine_grade scores any stderr stream as a failure,
-and a test cell is scored here by whether its tests raised. The executed notebook is then scored by
-`nbgrader autograde --no-execute` (grade) or Autograde in-process (check), which write the gradebook.
+and a test cell is scored here by whether its tests raised. The executed notebook is then scored by nbgrader's
+Autograde, in-process, without executing it again (grader/converters.py), which writes the gradebook.
 """
 
 from __future__ import annotations

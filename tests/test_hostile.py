@@ -222,6 +222,11 @@ class Hostile:
     network_hits: list[bytes]
     course: Course
 
+    @property
+    def submissions(self) -> Path:
+        """The class's submissions folder (beside the build folder)."""
+        return self.dirs.base.parent.parent / "submissions"
+
     def line(self, student: str) -> str:
         found = re.search(rf"^{student}\s+{LESSON}\s.*$", self.stdout, re.M)
         assert found, f"no report line for {student}:\n{self.stdout}"
@@ -394,3 +399,57 @@ def test_sandbox_is_what_stops_the_spy(tmp_path, monkeypatch):
         seen[sandboxed] = "".join(o.get("text", "") for o in nb.cells[0].outputs)
     assert f"SECRET {SECRET}" in seen[False] and "Fixture course" in seen[False], seen[False][:500]
     assert "SECRET None" in seen[True] and "SOLUTIONS FileNotFoundError" in seen[True], seen[True][:500]
+
+
+def grade_command(submissions: Path, build: Path, *extra: str) -> list[str]:
+    """python -m grader.grade on the fixture course."""
+    return [sys.executable, "-m", "grader.grade", str(submissions), "--root", str(FIXTURE), "--build", str(build)] + [
+        *extra
+    ]
+
+
+@pytest.mark.slow
+def test_without_bubblewrap_grading_refuses_in_one_line(hostile, tmp_path):
+    """bwrap not on PATH: exit 2, one line that says how to install it and how to grade without it; nothing graded."""
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # the venv's bin/ only: no bwrap
+    done = subprocess.run(
+        grade_command(hostile.submissions, tmp_path / "build"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stdout + done.stderr
+    assert "apt-get install -y bubblewrap" in done.stderr and "UNSAFE=1" in done.stderr, done.stderr
+    assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.slow
+def test_unsafe_grading_says_so_on_every_line(hostile, tmp_path):
+    """--no-sandbox (make grade UNSAFE=1) grades as the sandbox does, and every report line says NOT SANDBOXED."""
+    submissions = tmp_path / "submissions"
+    for student in ("honest", "blank"):
+        shutil.copytree(hostile.submissions / student / LESSON, submissions / student / LESSON)
+    (submissions / "honest" / LESSON / "copy of it.ipynb").unlink()
+    done = subprocess.run(
+        grade_command(submissions, tmp_path / "build", "--no-sandbox"), cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = re.findall(rf"^\S+\s+{LESSON}\s.*$", done.stdout, re.M)
+    assert len(lines) == 2 and all(line.endswith("NOT SANDBOXED") for line in lines), lines
+    grades = cell_grades(tmp_path / "build" / "grading" / "gradebook.db", LESSON, "honest")
+    assert sum(g.score for g in grades) == CLASS["honest"].points, grades
+
+
+@pytest.mark.slow
+def test_the_submission_cap_stops_the_cells_left_and_their_tests_fail(tmp_path):
+    """Two cells within the per-cell limit that together pass the per-submission cap: the rest is not run, and the
+    test cell after them fails with the reason (it cannot pass by not running)."""
+    from grader.execute import Settings, execute
+    from tests.test_guard import nbgrader_cell, test_errors
+
+    cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(3)") for _ in range(3)]
+    nb = nbformat.v4.new_notebook(cells=[*cells, nbgrader_cell("assert True", "test", True)])
+    events = execute(nb, tmp_path, Settings(cell_timeout=5, submission_cap=5, guard=False)).events
+    assert any("time cap of 5 s was reached" in event for event in events), events
+    assert test_errors(nb) == ["not run: the submission's time cap of 5 s was reached"], nb.cells[-1].outputs

@@ -5,7 +5,8 @@ from the same submissions folder: first by plain nbgrader, serially (generate_as
 generate_feedback, export: one nbgrader call each, with the course's nbgrader_config.py), then by
 `python -m grader.grade` (sandboxed, W workers). Both are timed start to end; the ratio of the two times is
 printed, with the machine, and written to build/bench-grade.json. Both runs must give every submission
-full marks, or the figure is not printed as a result.
+full marks, and make grade's report must not say that the library guard put anything back, or the figure is not
+printed as a result.
 """
 
 from __future__ import annotations
@@ -89,13 +90,18 @@ def main(argv: list[str] | None = None) -> int:
         parallel, output = course_grader(tmp / "submissions", tmp / "course", args.workers)
         print(f"  make grade, {args.workers} worker(s), sandboxed: {parallel:7.1f} s", flush=True)
         ok = full_marks(tmp / "plain" / "grades.csv") and full_marks(tmp / "course" / "grading" / "grades.csv")
+        # a full-marks class changes no library: a line saying the guard put something back is a false alarm
+        ok = ok and "put back what the notebook changed" not in output
     ratio = serial / parallel
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "submissions": count, "workers": args.workers}
     report |= {"plain_nbgrader_serial_s": serial, "make_grade_s": parallel, "ratio": ratio, "full_marks": ok}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     if not ok:
-        print(f"bench-grade: a run did not give full marks; no figure.\n{output[-3000:]}", file=sys.stderr)
+        print(
+            f"bench-grade: a run did not give full marks, or put a library back; no figure.\n{output[-3000:]}",
+            file=sys.stderr,
+        )
         return 1
     print(f"  ratio: {ratio:.2f}x (plain nbgrader's time / make grade's)\nbench-grade: {args.out}")
     return 0
