@@ -37,8 +37,9 @@ from traitlets.config import Config
 
 from grader import CELL_TIMEOUT_S, sandbox
 from grader.converters import nbgrader_config, run_converter
-from grader.course import Course, add_course_arguments, course_from_arguments, db_url, use_tool_env
+from grader.course import Course, add_course_arguments, course_from_arguments, use_tool_env
 from grader.execute import Job, Settings, run_job, threads_per_worker
+from grader.grade import GradingDirs, grading_config, scoring_config
 from grader.gradebook import cell_grades
 from grader.hidden import error_summary, redact, split_hidden
 from grader.workspace import WORKSPACE, workspace_notebooks
@@ -153,37 +154,23 @@ def identify_lesson(course: Course, nb: NotebookNode, path: Path, config: Config
 # -- grading with nbgrader's converters --------------------------------------------------------------------
 
 
-def throwaway_config(config: Config, course: Course, tmp: Path) -> Config:
-    """The course's config, with every folder nbgrader writes and the gradebook moved under tmp."""
-    config = copy.deepcopy(config)
-    config.CourseDirectory.root = str(course.root)
-    config.CourseDirectory.release_directory = str(tmp / "release")
-    config.CourseDirectory.submitted_directory = str(tmp / "submitted")
-    config.CourseDirectory.autograded_directory = str(tmp / "autograded")
-    config.CourseDirectory.feedback_directory = str(tmp / "feedback")
-    config.CourseDirectory.db_url = db_url(tmp / "gradebook.db")
-    return config
-
-
 def autograde(course: Course, lesson: str, nb: NotebookNode, tmp: Path, config: Config) -> Path:
     """Record the lesson, execute nb as LEARNER's submission the way `make grade` does, score it; return the
     gradebook's path."""
-    config = throwaway_config(config, course, tmp)
-    submitted = tmp / "submitted" / LEARNER / lesson
+    dirs = GradingDirs.under(tmp)  # make grade's layout and config, in a throwaway folder
+    config = grading_config(config, course, dirs)
+    submitted = dirs.submitted / LEARNER / lesson
     submitted.mkdir(parents=True)
     nbformat.write(nb, submitted / f"{lesson}.ipynb")
     run_converter(GenerateAssignment, config, lesson, LEARNER, force=True, create_assignment=True)
-    executed = tmp / "executed" / LEARNER / lesson / f"{lesson}.ipynb"
-    release = tmp / "release" / lesson / f"{lesson}.ipynb"
+    executed = dirs.executed / LEARNER / lesson / f"{lesson}.ipynb"
+    release = dirs.release / lesson / f"{lesson}.ipynb"
     source = course.source(lesson).parent
-    job = Job(LEARNER, lesson, submitted, source, tmp / "work", executed, config.CourseDirectory.db_url, release)
+    job = Job(LEARNER, lesson, submitted, source, dirs.work, executed, config.CourseDirectory.db_url, release)
     for event in run_job(job, check_settings(), config).events:
         print(f"  note: {event}", flush=True)
-    config.CourseDirectory.submitted_directory = str(tmp / "executed")
-    for name in ("Execute", "ClearOutput", "InjectGradingParameters"):  # scored as executed, as grade does
-        config[name].enabled = False
-    run_converter(Autograde, config, lesson, LEARNER, force=True, create_student=True)
-    return tmp / "gradebook.db"
+    run_converter(Autograde, scoring_config(config), lesson, LEARNER, force=True, create_student=True)
+    return dirs.db
 
 
 def check_settings() -> Settings:
@@ -229,7 +216,9 @@ def check(course: Course, path: Path) -> list[CellResult]:
     print(f"Checking {path} (lesson {lesson}): grading it as the autograder does...", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"check-{lesson}-") as tmp:
         db = autograde(course, lesson, nb, Path(tmp), config)
-        graded = nbformat.read(Path(tmp) / "autograded" / LEARNER / lesson / f"{lesson}.ipynb", as_version=4)
+        graded = nbformat.read(
+            GradingDirs.under(Path(tmp)).autograded / LEARNER / lesson / f"{lesson}.ipynb", as_version=4
+        )
         return results(db, graded, lesson, config)
 
 

@@ -269,9 +269,9 @@ class Results:
             return self.done[key]
 
 
-def grading_config(course: Course, dirs: GradingDirs) -> Config:
-    """The course's nbgrader config, with every folder and the gradebook of this run."""
-    config = nbgrader_config()
+def grading_config(config: Config, course: Course, dirs: GradingDirs) -> Config:
+    """A copy of the course's nbgrader config, with every folder and the gradebook of this run (make check's too)."""
+    config = copy.deepcopy(config)
     config.CourseDirectory.root = str(course.root)
     config.CourseDirectory.release_directory = str(dirs.release)
     config.CourseDirectory.submitted_directory = str(dirs.executed)  # what autograde reads: the pool's output
@@ -339,7 +339,7 @@ def run_nbgrader(course: Course, dirs: GradingDirs, settings: Settings, workers:
     Only this process writes the gradebook, in submission order: the same gradebook, CSV and feedback as a serial
     run. On Ctrl-C (or any error) the workers are killed and nothing else starts.
     """
-    config = grading_config(course, dirs)
+    config = grading_config(nbgrader_config(), course, dirs)
     scoring = scoring_config(config)
     todo = jobs(course, subs, dirs)
     pending: queue.Queue[Job] = queue.Queue()
