@@ -257,6 +257,12 @@ def listen() -> tuple[int, list[bytes], socket.socket]:
     return server.getsockname()[1], hits, server
 
 
+def grade_command(submissions: Path, build: Path, *extra: str) -> list[str]:
+    """python -m grader.grade on the fixture course."""
+    fixture = ["--root", str(FIXTURE), "--build", str(build)]
+    return [sys.executable, "-m", "grader.grade", str(submissions), *fixture, *extra]
+
+
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory) -> Hostile:
     """Write the class, hash everything, grade it once, hash again."""
@@ -275,8 +281,7 @@ def hostile(tmp_path_factory) -> Hostile:
     before_repo, before_subs = tree_hashes(REPO, REPO_SKIP), tree_hashes(submissions)
     env = {**os.environ, SECRET_NAME: SECRET}
     done = subprocess.run(
-        [sys.executable, "-m", "grader.grade", str(submissions), "--root", str(FIXTURE), "--build", str(course.build)]
-        + ["--timeout", str(CELL_TIMEOUT), "--cap", "90", "--workers", "2"],
+        grade_command(submissions, course.build, "--timeout", str(CELL_TIMEOUT), "--cap", "90", "--workers", "2"),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -367,8 +372,7 @@ def test_an_interrupted_run_keeps_the_previous_grades(hostile, tmp_path):
     folder.mkdir(parents=True)
     nbformat.write(notebooks(hostile.course, tmp_path, 1)["loop"], folder / f"{LESSON}.ipynb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "grader.grade", str(folder.parent.parent), "--root", str(FIXTURE)]
-        + ["--build", str(build), "--timeout", "300", "--workers", "1"],
+        grade_command(folder.parent.parent, build, "--timeout", "300", "--workers", "1"),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -399,13 +403,6 @@ def test_sandbox_is_what_stops_the_spy(tmp_path, monkeypatch):
         seen[sandboxed] = "".join(o.get("text", "") for o in nb.cells[0].outputs)
     assert f"SECRET {SECRET}" in seen[False] and "Fixture course" in seen[False], seen[False][:500]
     assert "SECRET None" in seen[True] and "SOLUTIONS FileNotFoundError" in seen[True], seen[True][:500]
-
-
-def grade_command(submissions: Path, build: Path, *extra: str) -> list[str]:
-    """python -m grader.grade on the fixture course."""
-    return [sys.executable, "-m", "grader.grade", str(submissions), "--root", str(FIXTURE), "--build", str(build)] + [
-        *extra
-    ]
 
 
 @pytest.mark.slow
