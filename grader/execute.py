@@ -227,8 +227,6 @@ class Run:
 
     async def install_guard(self) -> None:
         """Send grader/guard.py into the kernel: it records the libraries before any answer runs."""
-        if self.guard_broken:
-            return
         code = guard_install_code(self.guard, lesson_imports(self.nb))
         await self.guarded(f"{self.guard}.watch()", code)
 

@@ -63,8 +63,6 @@ HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class whose attributes can be set (b
 SHELL_LISTS = ("input_transformers_cleanup", "input_transformers_post", "ast_transformers")
 SHELL_TRAITS = ("custom_exceptions",)  # set_custom_exc() sets it and CustomTB
 SHELL_ATTRIBUTES = ("CustomTB", "InteractiveTB", "SyntaxTB", "showtraceback", "_showtraceback", "run_cell")
-
-
 IPYTHON_BUILTINS = ("input", "get_ipython", "display", "exit", "quit", "raw_input")  # IPython sets these per request
 FunctionType, MethodType = types.FunctionType, types.MethodType
 
@@ -104,6 +102,10 @@ class Guard:
         self.callbacks = {event: self._list(c) for event, c in self.shell.events.callbacks.items()}
         self.watch()
 
+    def ids(self, values):
+        """The identities of the values, in order: two such lists are equal when nothing was replaced."""
+        return self._list(self._map(self._id, values))
+
     @staticmethod
     def package_folders():
         """The course package's folder (an editable install lives outside the venv)."""
@@ -126,11 +128,11 @@ class Guard:
         for name, module in self._list(self._modules.items()):
             if name not in self.records and isinstance(module, ModuleType) and protected(name):
                 values = self._dict(vars(module))
-                self.records[name] = (module, values, self._list(self._map(self._id, values.values())))
+                self.records[name] = (module, values, self.ids(values.values()))
                 for value in values.values():
                     if isinstance(value, type) and value.__flags__ & HEAPTYPE and value not in self.classes:
                         attributes = self._dict(vars(value))
-                        self.classes[value] = (attributes, self._list(self._map(self._id, attributes.values())))
+                        self.classes[value] = (attributes, self.ids(attributes.values()))
         recorded = {self._id(r[0]) for r in self.records.values()}
         for name, value in self._list(self.shell.user_ns.items()):
             if name not in self.bindings and isinstance(value, ModuleType) and self._id(value) in recorded:
@@ -145,7 +147,7 @@ class Guard:
                 self._modules[name] = module
                 back.append(f"sys.modules[{name!r}]")
             now = vars(module)
-            if self._list(self._map(self._id, now.values())) == ids:
+            if self.ids(now.values()) == ids:
                 continue  # nothing changed (the common case: one comparison of two lists of ints)
             for key, value in values.items():
                 new = now.get(key)
@@ -156,7 +158,7 @@ class Guard:
                     back.append(f"{name}.{key}")
         for cls, (attributes, ids) in self.classes.items():
             now = vars(cls)
-            if self._list(self._map(self._id, now.values())) == ids:
+            if self.ids(now.values()) == ids:
                 continue
             for key, value in self._list(now.items()):
                 if key not in attributes and callable(value) and not self.library_made(value, key):
@@ -206,7 +208,7 @@ class Guard:
         recorded, present = {self._id(h) for h in before}, {self._id(h) for h in items}
         wanted = [h for h in items if self._id(h) in recorded or self.library_made(h)]
         wanted += [h for h in before if self._id(h) not in present]
-        if self._list(self._map(self._id, wanted)) == self._list(self._map(self._id, items)):
+        if self.ids(wanted) == self.ids(items):
             return False
         items[:] = wanted
         return True
